@@ -118,6 +118,63 @@ func (ExecutorState) EnumDescriptor() ([]byte, []int) {
 	return file_sparkpods_v1_executor_proto_rawDescGZIP(), []int{0}
 }
 
+// ContainerState is the state of one container in a pod status.
+type ContainerState int32
+
+const (
+	// The status has no state set.
+	ContainerState_CONTAINER_STATE_UNSPECIFIED ContainerState = 0
+	// The container is running.
+	ContainerState_CONTAINER_STATE_RUNNING ContainerState = 1
+	// The container has terminated.
+	ContainerState_CONTAINER_STATE_TERMINATED ContainerState = 2
+	// The container is waiting to start.
+	ContainerState_CONTAINER_STATE_WAITING ContainerState = 3
+)
+
+// Enum value maps for ContainerState.
+var (
+	ContainerState_name = map[int32]string{
+		0: "CONTAINER_STATE_UNSPECIFIED",
+		1: "CONTAINER_STATE_RUNNING",
+		2: "CONTAINER_STATE_TERMINATED",
+		3: "CONTAINER_STATE_WAITING",
+	}
+	ContainerState_value = map[string]int32{
+		"CONTAINER_STATE_UNSPECIFIED": 0,
+		"CONTAINER_STATE_RUNNING":     1,
+		"CONTAINER_STATE_TERMINATED":  2,
+		"CONTAINER_STATE_WAITING":     3,
+	}
+)
+
+func (x ContainerState) Enum() *ContainerState {
+	p := new(ContainerState)
+	*p = x
+	return p
+}
+
+func (x ContainerState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ContainerState) Descriptor() protoreflect.EnumDescriptor {
+	return file_sparkpods_v1_executor_proto_enumTypes[1].Descriptor()
+}
+
+func (ContainerState) Type() protoreflect.EnumType {
+	return &file_sparkpods_v1_executor_proto_enumTypes[1]
+}
+
+func (x ContainerState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ContainerState.Descriptor instead.
+func (ContainerState) EnumDescriptor() ([]byte, []int) {
+	return file_sparkpods_v1_executor_proto_rawDescGZIP(), []int{1}
+}
+
 // Executor is one executor pod as the snapshot service last saw it: the state
 // Spark would compute plus the pod facts schedulers and operators ask for.
 type Executor struct {
@@ -158,8 +215,13 @@ type Executor struct {
 	// The API server's resourceVersion of the pod object this entry was built
 	// from, for operators correlating with `kubectl get -o yaml`.
 	PodResourceVersion string `protobuf:"bytes,15,opt,name=pod_resource_version,json=podResourceVersion,proto3" json:"pod_resource_version,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Every container status of the pod, in the pod's order; set only for
+	// executors in a final state (SUCCEEDED, FAILED) so that the lifecycle
+	// service can describe them in Spark's loss message, and left empty
+	// otherwise to keep snapshots small.
+	ContainerStatuses []*ContainerStatus `protobuf:"bytes,16,rep,name=container_statuses,json=containerStatuses,proto3" json:"container_statuses,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Executor) Reset() {
@@ -297,6 +359,115 @@ func (x *Executor) GetPodResourceVersion() string {
 	return ""
 }
 
+func (x *Executor) GetContainerStatuses() []*ContainerStatus {
+	if x != nil {
+		return x.ContainerStatuses
+	}
+	return nil
+}
+
+// ContainerStatus is one container's status, with the fields Spark prints
+// when it describes a pod's containers in an executor loss message.
+type ContainerStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Container name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Container image.
+	Image string `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
+	// Which state the container is in; running wins over terminated, and
+	// terminated over waiting, when a status has several.
+	State ContainerState `protobuf:"varint,3,opt,name=state,proto3,enum=sparkpods.v1.ContainerState" json:"state,omitempty"`
+	// When the container started (running or terminated).
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// When the container finished (terminated only).
+	FinishTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
+	// Exit code (terminated only).
+	ExitCode int32 `protobuf:"varint,6,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	// Termination reason (terminated) or waiting reason (waiting).
+	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerStatus) Reset() {
+	*x = ContainerStatus{}
+	mi := &file_sparkpods_v1_executor_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerStatus) ProtoMessage() {}
+
+func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_sparkpods_v1_executor_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
+func (*ContainerStatus) Descriptor() ([]byte, []int) {
+	return file_sparkpods_v1_executor_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ContainerStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContainerStatus) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ContainerStatus) GetState() ContainerState {
+	if x != nil {
+		return x.State
+	}
+	return ContainerState_CONTAINER_STATE_UNSPECIFIED
+}
+
+func (x *ContainerStatus) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ContainerStatus) GetFinishTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishTime
+	}
+	return nil
+}
+
+func (x *ContainerStatus) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *ContainerStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // ContainerTermination describes how a container ended, from its
 // `state.terminated` in the pod status.
 type ContainerTermination struct {
@@ -319,7 +490,7 @@ type ContainerTermination struct {
 
 func (x *ContainerTermination) Reset() {
 	*x = ContainerTermination{}
-	mi := &file_sparkpods_v1_executor_proto_msgTypes[1]
+	mi := &file_sparkpods_v1_executor_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +502,7 @@ func (x *ContainerTermination) String() string {
 func (*ContainerTermination) ProtoMessage() {}
 
 func (x *ContainerTermination) ProtoReflect() protoreflect.Message {
-	mi := &file_sparkpods_v1_executor_proto_msgTypes[1]
+	mi := &file_sparkpods_v1_executor_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +515,7 @@ func (x *ContainerTermination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerTermination.ProtoReflect.Descriptor instead.
 func (*ContainerTermination) Descriptor() ([]byte, []int) {
-	return file_sparkpods_v1_executor_proto_rawDescGZIP(), []int{1}
+	return file_sparkpods_v1_executor_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ContainerTermination) GetContainerName() string {
@@ -414,7 +585,7 @@ type ResourceProfile struct {
 
 func (x *ResourceProfile) Reset() {
 	*x = ResourceProfile{}
-	mi := &file_sparkpods_v1_executor_proto_msgTypes[2]
+	mi := &file_sparkpods_v1_executor_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +597,7 @@ func (x *ResourceProfile) String() string {
 func (*ResourceProfile) ProtoMessage() {}
 
 func (x *ResourceProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_sparkpods_v1_executor_proto_msgTypes[2]
+	mi := &file_sparkpods_v1_executor_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +610,7 @@ func (x *ResourceProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceProfile.ProtoReflect.Descriptor instead.
 func (*ResourceProfile) Descriptor() ([]byte, []int) {
-	return file_sparkpods_v1_executor_proto_rawDescGZIP(), []int{2}
+	return file_sparkpods_v1_executor_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ResourceProfile) GetId() int32 {
@@ -510,7 +681,7 @@ type CustomResource struct {
 
 func (x *CustomResource) Reset() {
 	*x = CustomResource{}
-	mi := &file_sparkpods_v1_executor_proto_msgTypes[3]
+	mi := &file_sparkpods_v1_executor_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -522,7 +693,7 @@ func (x *CustomResource) String() string {
 func (*CustomResource) ProtoMessage() {}
 
 func (x *CustomResource) ProtoReflect() protoreflect.Message {
-	mi := &file_sparkpods_v1_executor_proto_msgTypes[3]
+	mi := &file_sparkpods_v1_executor_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -535,7 +706,7 @@ func (x *CustomResource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CustomResource.ProtoReflect.Descriptor instead.
 func (*CustomResource) Descriptor() ([]byte, []int) {
-	return file_sparkpods_v1_executor_proto_rawDescGZIP(), []int{3}
+	return file_sparkpods_v1_executor_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CustomResource) GetName() string {
@@ -587,7 +758,7 @@ type ExecutorExit struct {
 
 func (x *ExecutorExit) Reset() {
 	*x = ExecutorExit{}
-	mi := &file_sparkpods_v1_executor_proto_msgTypes[4]
+	mi := &file_sparkpods_v1_executor_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +770,7 @@ func (x *ExecutorExit) String() string {
 func (*ExecutorExit) ProtoMessage() {}
 
 func (x *ExecutorExit) ProtoReflect() protoreflect.Message {
-	mi := &file_sparkpods_v1_executor_proto_msgTypes[4]
+	mi := &file_sparkpods_v1_executor_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +783,7 @@ func (x *ExecutorExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorExit.ProtoReflect.Descriptor instead.
 func (*ExecutorExit) Descriptor() ([]byte, []int) {
-	return file_sparkpods_v1_executor_proto_rawDescGZIP(), []int{4}
+	return file_sparkpods_v1_executor_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ExecutorExit) GetExitCode() int32 {
@@ -640,7 +811,7 @@ var File_sparkpods_v1_executor_proto protoreflect.FileDescriptor
 
 const file_sparkpods_v1_executor_proto_rawDesc = "" +
 	"\n" +
-	"\x1bsparkpods/v1/executor.proto\x12\fsparkpods.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x04\n" +
+	"\x1bsparkpods/v1/executor.proto\x12\fsparkpods.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x05\n" +
 	"\bExecutor\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\x03R\n" +
 	"executorId\x121\n" +
@@ -659,7 +830,18 @@ const file_sparkpods_v1_executor_proto_rawDesc = "" +
 	"\rstatus_reason\x18\f \x01(\tR\fstatusReason\x12%\n" +
 	"\x0estatus_message\x18\r \x01(\tR\rstatusMessage\x12(\n" +
 	"\x0fdecommissioning\x18\x0e \x01(\bR\x0fdecommissioning\x120\n" +
-	"\x14pod_resource_version\x18\x0f \x01(\tR\x12podResourceVersion\"\xc9\x01\n" +
+	"\x14pod_resource_version\x18\x0f \x01(\tR\x12podResourceVersion\x12L\n" +
+	"\x12container_statuses\x18\x10 \x03(\v2\x1d.sparkpods.v1.ContainerStatusR\x11containerStatuses\"\x9c\x02\n" +
+	"\x0fContainerStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05image\x18\x02 \x01(\tR\x05image\x122\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x1c.sparkpods.v1.ContainerStateR\x05state\x129\n" +
+	"\n" +
+	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12;\n" +
+	"\vfinish_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishTime\x12\x1b\n" +
+	"\texit_code\x18\x06 \x01(\x05R\bexitCode\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\"\xc9\x01\n" +
 	"\x14ContainerTermination\x12%\n" +
 	"\x0econtainer_name\x18\x01 \x01(\tR\rcontainerName\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x16\n" +
@@ -692,7 +874,12 @@ const file_sparkpods_v1_executor_proto_rawDesc = "" +
 	"\x15EXECUTOR_STATE_FAILED\x10\x04\x12\x1a\n" +
 	"\x16EXECUTOR_STATE_DELETED\x10\x05\x12\x1e\n" +
 	"\x1aEXECUTOR_STATE_TERMINATING\x10\x06\x12\x1a\n" +
-	"\x16EXECUTOR_STATE_UNKNOWN\x10\aBh\n" +
+	"\x16EXECUTOR_STATE_UNKNOWN\x10\a*\x8b\x01\n" +
+	"\x0eContainerState\x12\x1f\n" +
+	"\x1bCONTAINER_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17CONTAINER_STATE_RUNNING\x10\x01\x12\x1e\n" +
+	"\x1aCONTAINER_STATE_TERMINATED\x10\x02\x12\x1b\n" +
+	"\x17CONTAINER_STATE_WAITING\x10\x03Bh\n" +
 	"\x0fio.sparkpods.v1B\rExecutorProtoP\x01ZDgithub.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1;sparkpodsv1b\x06proto3"
 
 var (
@@ -707,29 +894,35 @@ func file_sparkpods_v1_executor_proto_rawDescGZIP() []byte {
 	return file_sparkpods_v1_executor_proto_rawDescData
 }
 
-var file_sparkpods_v1_executor_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sparkpods_v1_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_sparkpods_v1_executor_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_sparkpods_v1_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_sparkpods_v1_executor_proto_goTypes = []any{
 	(ExecutorState)(0),            // 0: sparkpods.v1.ExecutorState
-	(*Executor)(nil),              // 1: sparkpods.v1.Executor
-	(*ContainerTermination)(nil),  // 2: sparkpods.v1.ContainerTermination
-	(*ResourceProfile)(nil),       // 3: sparkpods.v1.ResourceProfile
-	(*CustomResource)(nil),        // 4: sparkpods.v1.CustomResource
-	(*ExecutorExit)(nil),          // 5: sparkpods.v1.ExecutorExit
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(ContainerState)(0),           // 1: sparkpods.v1.ContainerState
+	(*Executor)(nil),              // 2: sparkpods.v1.Executor
+	(*ContainerStatus)(nil),       // 3: sparkpods.v1.ContainerStatus
+	(*ContainerTermination)(nil),  // 4: sparkpods.v1.ContainerTermination
+	(*ResourceProfile)(nil),       // 5: sparkpods.v1.ResourceProfile
+	(*CustomResource)(nil),        // 6: sparkpods.v1.CustomResource
+	(*ExecutorExit)(nil),          // 7: sparkpods.v1.ExecutorExit
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_sparkpods_v1_executor_proto_depIdxs = []int32{
-	0, // 0: sparkpods.v1.Executor.state:type_name -> sparkpods.v1.ExecutorState
-	6, // 1: sparkpods.v1.Executor.create_time:type_name -> google.protobuf.Timestamp
-	6, // 2: sparkpods.v1.Executor.deletion_time:type_name -> google.protobuf.Timestamp
-	2, // 3: sparkpods.v1.Executor.termination:type_name -> sparkpods.v1.ContainerTermination
-	6, // 4: sparkpods.v1.ContainerTermination.finish_time:type_name -> google.protobuf.Timestamp
-	4, // 5: sparkpods.v1.ResourceProfile.custom_resources:type_name -> sparkpods.v1.CustomResource
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	0,  // 0: sparkpods.v1.Executor.state:type_name -> sparkpods.v1.ExecutorState
+	8,  // 1: sparkpods.v1.Executor.create_time:type_name -> google.protobuf.Timestamp
+	8,  // 2: sparkpods.v1.Executor.deletion_time:type_name -> google.protobuf.Timestamp
+	4,  // 3: sparkpods.v1.Executor.termination:type_name -> sparkpods.v1.ContainerTermination
+	3,  // 4: sparkpods.v1.Executor.container_statuses:type_name -> sparkpods.v1.ContainerStatus
+	1,  // 5: sparkpods.v1.ContainerStatus.state:type_name -> sparkpods.v1.ContainerState
+	8,  // 6: sparkpods.v1.ContainerStatus.start_time:type_name -> google.protobuf.Timestamp
+	8,  // 7: sparkpods.v1.ContainerStatus.finish_time:type_name -> google.protobuf.Timestamp
+	8,  // 8: sparkpods.v1.ContainerTermination.finish_time:type_name -> google.protobuf.Timestamp
+	6,  // 9: sparkpods.v1.ResourceProfile.custom_resources:type_name -> sparkpods.v1.CustomResource
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_sparkpods_v1_executor_proto_init() }
@@ -742,8 +935,8 @@ func file_sparkpods_v1_executor_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sparkpods_v1_executor_proto_rawDesc), len(file_sparkpods_v1_executor_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   5,
+			NumEnums:      2,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
