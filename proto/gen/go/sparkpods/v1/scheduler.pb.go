@@ -1343,7 +1343,8 @@ func (x *IsExecutorDeletedRequest) GetExecutorId() int64 {
 // IsExecutorDeletedResponse answers IsExecutorDeleted.
 type IsExecutorDeletedResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// True when the allocator deleted the executor's pod as excess or timed out.
+	// True when the allocator deleted the executor's pod as excess (Spark does
+	// not count pods it gave up on after the creation timeout).
 	Deleted       bool `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
