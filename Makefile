@@ -35,7 +35,6 @@ K8S_LDFLAGS := -s -w \
 K8S_CMDS     := kube-apiserver kube-controller-manager kube-scheduler kubectl
 CLUSTER_BINS := $(addprefix $(BIN)/,$(K8S_CMDS) etcd kwok)
 
-SERVICES := snapshot podmanager
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 ##@ General
@@ -74,12 +73,14 @@ lintfix: tools ## Apply automatic lint and format fixes.
 	golangci-lint run --fix ./...
 	buf format -w
 
+CMDS := $(addprefix ./,$(wildcard services/*/cmd/* clients/cmd/*))
+
 .PHONY: build
-build: ## Build the sparkpods binaries into bin/.
-	go build -o $(BIN)/ ./services/snapshot/cmd/sparkpods-snapshot ./services/podmanager/cmd/sparkpods-podmanager
+build: ## Build the sparkpods binaries (services and CLI) into bin/.
+	go build -o $(BIN)/ $(CMDS)
 
 .PHONY: test
-test: tools cluster-bins ## Unit and integration tests (-race) on a real local control plane.
+test: tools cluster-bins build ## Unit and integration tests (-race) on a real local control plane.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-short
