@@ -48,6 +48,12 @@ help: ## Show this help.
 .PHONY: all
 all: generate lint build test ## Generate, lint, build and test.
 
+##@ Main job
+
+.PHONY: run
+run: tools cluster-bins build ## Run the demo: local control plane, the four services, a Spark application's life.
+	go run ./deploy/local/demo $(RUN_ARGS)
+
 ##@ Development
 
 .PHONY: generate

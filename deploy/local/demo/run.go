@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
+	"github.com/sparkpods/sparkpods/deploy/local/launch"
+	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
+)
+
+// options are the demo's flags.
+type options struct {
+	stateDir    string
+	kubeconfig  string
+	master      string
+	namespace   string
+	executors   int
+	interactive string
+}
+
+func (o *options) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.stateDir, "state-dir", ".local/run", "where the control plane and the services keep their logs")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "run against this cluster instead of the local control plane (also: $KUBECONFIG)")
+	fs.StringVar(&o.master, "master", "", "API server as a Spark master URL, k8s://https://host:port (with --kubeconfig's credentials)")
+	fs.StringVar(&o.namespace, "namespace", "spark-demo", "namespace of the demo application")
+	fs.IntVar(&o.executors, "executors", 300, "peak number of executors, split 2:1 between resource profiles 0 and 1")
+	fs.StringVar(&o.interactive, "interactive", "auto", "keep everything running for inspection after the demo: auto (when stdin is a terminal), true or false")
+}
+
+// external reports whether the demo should use an existing cluster rather
+// than start the local control plane.
+func (o *options) external() bool {
+	return o.kubeconfig != "" || o.master != "" || os.Getenv("KUBECONFIG") != ""
+}
+
+func (o *options) keepRunning() (bool, error) {
+	switch o.interactive {
+	case "auto":
+		return term.IsTerminal(int(os.Stdin.Fd())), nil
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	default:
+		return false, fmt.Errorf("--interactive %q: want auto, true or false", o.interactive)
+	}
+}
+
+// run sets up the environment, runs the scenario and tears everything down.
+func run(ctx context.Context, o options, out io.Writer) error {
+	keep, err := o.keepRunning()
+	if err != nil {
+		return err
+	}
+	if o.executors < 30 {
+		return fmt.Errorf("--executors %d: want at least 30, so that every phase has executors to work on", o.executors)
+	}
+	stateDir, err := filepath.Abs(o.stateDir)
+	if err != nil {
+		return err
+	}
+	logDir := filepath.Join(stateDir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	started := time.Now()
+
+	var kubeconfig string
+	if o.external() {
+		say("using the cluster from your kubeconfig / --master")
+		kubeconfig = o.kubeconfig
+		if kubeconfig == "" {
+			kubeconfig = os.Getenv("KUBECONFIG")
+		}
+	} else {
+		say("starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)…")
+		cp, err := controlplane.Start(ctx, controlplane.Options{Dir: filepath.Join(stateDir, "cluster"), Nodes: 4})
+		if err != nil {
+			return fmt.Errorf("local control plane: %w", err)
+		}
+		defer func() {
+			say("stopping the local control plane")
+			_ = cp.Stop()
+		}()
+		kubeconfig = cp.KubeconfigPath()
+		say("  ready in %s; kubeconfig %s", time.Since(started).Round(100*time.Millisecond), kubeconfig)
+	}
+	kubeArgs := []string{"--kubeconfig", kubeconfig}
+	if o.master != "" {
+		kubeArgs = append(kubeArgs, "--master", o.master)
+	}
+
+	svcs, err := startServices(ctx, logDir, kubeArgs, say)
+	if svcs != nil {
+		defer svcs.stop(say)
+	}
+	if err != nil {
+		return err
+	}
+
+	// The services parse Spark's k8s:// form; the demo's own client needs
+	// the plain URL.
+	restConfig, err := clientcmd.BuildConfigFromFlags(strings.TrimPrefix(o.master, "k8s://"), kubeconfig)
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	restConfig.QPS, restConfig.Burst = 100, 200
+	sc, err := newScenario(scenarioConfig{
+		Namespace: o.namespace,
+		Executors: o.executors,
+		Conns:     svcs.conns,
+		Rest:      restConfig,
+		Out:       out,
+		Fancy:     term.IsTerminal(int(os.Stdout.Fd())),
+	})
+	if err != nil {
+		return err
+	}
+	if err := sc.run(ctx); err != nil {
+		return fmt.Errorf("%w (service logs in %s)", err, logDir)
+	}
+	say("\nthe demo reached every expected state in %s", time.Since(started).Round(100*time.Millisecond))
+	if !keep {
+		return nil
+	}
+	svcs.printInspection(out, kubeconfig, o.namespace, sc.appID)
+	<-ctx.Done()
+	return nil
+}
+
+// services are the four sparkpods processes and client connections to them.
+type services struct {
+	procs []*launch.Service
+	conns serviceConns
+	raw   []*grpc.ClientConn
+}
+
+// serviceConns are the clients the scenario drives.
+type serviceConns struct {
+	scheduler sparkpodsv1.SchedulerServiceClient
+	snapshot  sparkpodsv1.SnapshotServiceClient
+	lifecycle sparkpodsv1.LifecycleServiceClient
+	pods      sparkpodsv1.PodServiceClient
+}
+
+func startServices(ctx context.Context, logDir string, kubeArgs []string, say func(string, ...any)) (*services, error) {
+	s := &services{}
+	start := func(name string, args ...string) (*launch.Service, error) {
+		t := time.Now()
+		p, err := launch.Start(ctx, launch.Config{Name: name, LogDir: logDir, Args: append(append([]string{}, kubeArgs...), args...)})
+		if err != nil {
+			return nil, err
+		}
+		s.procs = append(s.procs, p)
+		say("  %-10s serving on %s (pid %d, %s)", name, p.Addr(), p.PID(), time.Since(t).Round(10*time.Millisecond))
+		return p, nil
+	}
+	say("starting the sparkpods services…")
+	snapshot, err := start("snapshot")
+	if err != nil {
+		return s, err
+	}
+	podmanager, err := start("podmanager")
+	if err != nil {
+		return s, err
+	}
+	allocator, err := start("allocator", "--snapshot-addr", snapshot.Addr(), "--podmanager-addr", podmanager.Addr())
+	if err != nil {
+		return s, err
+	}
+	lifecycle, err := start("lifecycle", "--snapshot-addr", snapshot.Addr(), "--podmanager-addr", podmanager.Addr(), "--allocator-addr", allocator.Addr())
+	if err != nil {
+		return s, err
+	}
+	dial := func(addr string) (*grpc.ClientConn, error) {
+		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err == nil {
+			s.raw = append(s.raw, c)
+		}
+		return c, err
+	}
+	var conns [4]*grpc.ClientConn
+	for i, addr := range []string{allocator.Addr(), snapshot.Addr(), lifecycle.Addr(), podmanager.Addr()} {
+		if conns[i], err = dial(addr); err != nil {
+			return s, err
+		}
+	}
+	s.conns = serviceConns{
+		scheduler: sparkpodsv1.NewSchedulerServiceClient(conns[0]),
+		snapshot:  sparkpodsv1.NewSnapshotServiceClient(conns[1]),
+		lifecycle: sparkpodsv1.NewLifecycleServiceClient(conns[2]),
+		pods:      sparkpodsv1.NewPodServiceClient(conns[3]),
+	}
+	return s, nil
+}
+
+// stop closes the connections and stops the services in reverse start
+// order, gracefully (SIGTERM).
+func (s *services) stop(say func(string, ...any)) {
+	for _, c := range s.raw {
+		_ = c.Close()
+	}
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		s.procs[i].Stop()
+	}
+	if len(s.procs) > 0 {
+		say("stopped the sparkpods services")
+	}
+}
+
+func (s *services) printInspection(out io.Writer, kubeconfig, namespace, appID string) {
+	fmt.Fprintln(out, "\nEverything is still running. Inspect it from another terminal:")
+	for _, p := range s.procs {
+		fmt.Fprintf(out, "  %-44s log: %s\n", p.Addr(), p.LogPath())
+	}
+	snapshot, allocator, lifecycle := s.procs[0].Addr(), s.procs[2].Addr(), s.procs[3].Addr()
+	fmt.Fprintf(out, `
+  export KUBECONFIG=%s
+  bin/kubectl get pods -n %s -l spark-role=executor
+  .local/tools/bin/grpcurl -plaintext %s list
+  .local/tools/bin/grpcurl -plaintext %s sparkpods.v1.SnapshotService/ListApplications
+  .local/tools/bin/grpcurl -plaintext -d '{"namespace":"%s","appId":"%s"}' %s sparkpods.v1.SnapshotService/GetSnapshot
+  .local/tools/bin/grpcurl -plaintext -d '{"namespace":"%s","appId":"%s"}' %s sparkpods.v1.SchedulerService/ListExecutors
+  .local/tools/bin/grpcurl -plaintext -d '{"namespace":"%s","appId":"%s"}' %s sparkpods.v1.LifecycleService/ListExecutorEvents
+
+Press Ctrl-C to stop everything.
+`, kubeconfig, namespace, snapshot, snapshot, namespace, appID, snapshot, namespace, appID, allocator, namespace, appID, lifecycle)
+}
+
+var errPhase = errors.New("the application did not reach the expected state")
