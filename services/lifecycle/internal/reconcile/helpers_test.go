@@ -181,6 +181,10 @@ func limitEvent(failed, maxFailures int32) *sparkpodsv1.ExecutorEvent {
 		Type:            sparkpodsv1.ExecutorEventType_EXECUTOR_EVENT_TYPE_FAILURE_LIMIT_EXCEEDED,
 		FailedExecutors: failed,
 		MaxFailures:     maxFailures,
+		Exit: &sparkpodsv1.ExecutorExit{
+			ExitCode: ExceedMaxExecutorFailuresExitCode,
+			Message:  exitreason.FailureLimitMessage(int(maxFailures)),
+		},
 	}
 }
 

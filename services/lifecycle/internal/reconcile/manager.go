@@ -261,6 +261,11 @@ func fullSnapshotMs(s *sparkpodsv1.ExecutorSnapshot) int64 {
 	return s.GetFullSnapshotTime().AsTime().UnixMilli()
 }
 
+// ExceedMaxExecutorFailuresExitCode is the exit code of Spark's driver when
+// more executors failed than spark.executor.maxNumFailures allows
+// (SparkExitCode.EXCEED_MAX_EXECUTOR_FAILURES).
+const ExceedMaxExecutorFailuresExitCode = 11
+
 func (m *Manager) checkFailureLimit(r *round) {
 	if m.limitReported {
 		return
@@ -276,6 +281,11 @@ func (m *Manager) checkFailureLimit(r *round) {
 		Type:            sparkpodsv1.ExecutorEventType_EXECUTOR_EVENT_TYPE_FAILURE_LIMIT_EXCEEDED,
 		FailedExecutors: int32(min(n, math.MaxInt32)),
 		MaxFailures:     int32(m.conf.MaxNumFailures),
+		// What Spark's driver logs before it exits with this code.
+		Exit: &sparkpodsv1.ExecutorExit{
+			ExitCode: ExceedMaxExecutorFailuresExitCode,
+			Message:  exitreason.FailureLimitMessage(m.conf.MaxNumFailures),
+		},
 	})
 }
 

@@ -101,8 +101,9 @@ type ExecutorEvent struct {
 	// The executor's final state (SUCCEEDED, FAILED or DELETED) for
 	// EXECUTOR_REMOVED; unset otherwise.
 	State ExecutorState `protobuf:"varint,6,opt,name=state,proto3,enum=sparkpods.v1.ExecutorState" json:"state,omitempty"`
-	// The loss reason as Spark builds it; set for EXECUTOR_REMOVED and
-	// EXECUTOR_MISSING.
+	// The loss reason as Spark builds it. For FAILURE_LIMIT_EXCEEDED it holds
+	// the exit code Spark's driver exits with (11) and Spark's message "Max
+	// number of executor failures (N) reached".
 	Exit *ExecutorExit `protobuf:"bytes,7,opt,name=exit,proto3" json:"exit,omitempty"`
 	// Name of the executor pod, when there was one.
 	PodName string `protobuf:"bytes,8,opt,name=pod_name,json=podName,proto3" json:"pod_name,omitempty"`

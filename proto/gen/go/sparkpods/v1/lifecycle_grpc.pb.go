@@ -43,13 +43,18 @@ const (
 type LifecycleServiceClient interface {
 	// WatchExecutorEvents streams an application's executor events after a
 	// sequence number: first the recorded events, then new ones as they
-	// happen, with heartbeats in between.
+	// happen, with heartbeats in between. An unknown application is NotFound;
+	// a sequence beyond the last recorded one is OutOfRange. The service keeps
+	// a bounded number of unacknowledged events per application; when a client
+	// never acknowledges, the oldest are dropped and a client resuming from
+	// before them sees a gap in the sequence numbers.
 	WatchExecutorEvents(ctx context.Context, in *WatchExecutorEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchExecutorEventsResponse], error)
 	// ListExecutorEvents returns one page of an application's recorded events,
 	// for operators and for clients that poll.
 	ListExecutorEvents(ctx context.Context, in *ListExecutorEventsRequest, opts ...grpc.CallOption) (*ListExecutorEventsResponse, error)
 	// AcknowledgeExecutorEvents tells the service the client has processed
-	// every event up to a sequence number, so it may stop keeping them.
+	// every event up to a sequence number, so it may stop keeping them. A
+	// sequence beyond the last recorded one is OutOfRange.
 	AcknowledgeExecutorEvents(ctx context.Context, in *AcknowledgeExecutorEventsRequest, opts ...grpc.CallOption) (*AcknowledgeExecutorEventsResponse, error)
 }
 
@@ -119,13 +124,18 @@ func (c *lifecycleServiceClient) AcknowledgeExecutorEvents(ctx context.Context, 
 type LifecycleServiceServer interface {
 	// WatchExecutorEvents streams an application's executor events after a
 	// sequence number: first the recorded events, then new ones as they
-	// happen, with heartbeats in between.
+	// happen, with heartbeats in between. An unknown application is NotFound;
+	// a sequence beyond the last recorded one is OutOfRange. The service keeps
+	// a bounded number of unacknowledged events per application; when a client
+	// never acknowledges, the oldest are dropped and a client resuming from
+	// before them sees a gap in the sequence numbers.
 	WatchExecutorEvents(*WatchExecutorEventsRequest, grpc.ServerStreamingServer[WatchExecutorEventsResponse]) error
 	// ListExecutorEvents returns one page of an application's recorded events,
 	// for operators and for clients that poll.
 	ListExecutorEvents(context.Context, *ListExecutorEventsRequest) (*ListExecutorEventsResponse, error)
 	// AcknowledgeExecutorEvents tells the service the client has processed
-	// every event up to a sequence number, so it may stop keeping them.
+	// every event up to a sequence number, so it may stop keeping them. A
+	// sequence beyond the last recorded one is OutOfRange.
 	AcknowledgeExecutorEvents(context.Context, *AcknowledgeExecutorEventsRequest) (*AcknowledgeExecutorEventsResponse, error)
 	mustEmbedUnimplementedLifecycleServiceServer()
 }

@@ -1096,9 +1096,14 @@ type ListExecutorsResponse struct {
 	// Snapshot revision the allocator last acted on.
 	SnapshotRevision int64 `protobuf:"varint,5,opt,name=snapshot_revision,json=snapshotRevision,proto3" json:"snapshot_revision,omitempty"`
 	// The executors counted by state.
-	Counts        *ExecutorCounts `protobuf:"bytes,6,opt,name=counts,proto3" json:"counts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Counts *ExecutorCounts `protobuf:"bytes,6,opt,name=counts,proto3" json:"counts,omitempty"`
+	// Executor pod creations that failed since the application registered
+	// (Spark 4.2 counts them as executor failures towards
+	// `spark.executor.maxNumFailures`); the lifecycle service counts each
+	// increase.
+	FailedPodCreations int64 `protobuf:"varint,7,opt,name=failed_pod_creations,json=failedPodCreations,proto3" json:"failed_pod_creations,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ListExecutorsResponse) Reset() {
@@ -1171,6 +1176,13 @@ func (x *ListExecutorsResponse) GetCounts() *ExecutorCounts {
 		return x.Counts
 	}
 	return nil
+}
+
+func (x *ListExecutorsResponse) GetFailedPodCreations() int64 {
+	if x != nil {
+		return x.FailedPodCreations
+	}
+	return 0
 }
 
 // ProfileAllocation is the allocator's state for one resource profile.
@@ -1460,14 +1472,15 @@ const file_sparkpods_v1_scheduler_proto_rawDesc = "" +
 	"\x10registered_count\x18\x01 \x01(\x05R\x0fregisteredCount\"K\n" +
 	"\x14ListExecutorsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x15\n" +
-	"\x06app_id\x18\x02 \x01(\tR\x05appId\"\xf4\x02\n" +
+	"\x06app_id\x18\x02 \x01(\tR\x05appId\"\xa6\x03\n" +
 	"\x15ListExecutorsResponse\x124\n" +
 	"\texecutors\x18\x01 \x03(\v2\x16.sparkpods.v1.ExecutorR\texecutors\x12S\n" +
 	"\x14registered_executors\x18\x02 \x03(\v2 .sparkpods.v1.RegisteredExecutorR\x13registeredExecutors\x12;\n" +
 	"\bprofiles\x18\x03 \x03(\v2\x1f.sparkpods.v1.ProfileAllocationR\bprofiles\x120\n" +
 	"\x14deleted_executor_ids\x18\x04 \x03(\x03R\x12deletedExecutorIds\x12+\n" +
 	"\x11snapshot_revision\x18\x05 \x01(\x03R\x10snapshotRevision\x124\n" +
-	"\x06counts\x18\x06 \x01(\v2\x1c.sparkpods.v1.ExecutorCountsR\x06counts\"\x95\x02\n" +
+	"\x06counts\x18\x06 \x01(\v2\x1c.sparkpods.v1.ExecutorCountsR\x06counts\x120\n" +
+	"\x14failed_pod_creations\x18\a \x01(\x03R\x12failedPodCreations\"\x95\x02\n" +
 	"\x11ProfileAllocation\x12.\n" +
 	"\x13resource_profile_id\x18\x01 \x01(\x05R\x11resourceProfileId\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\x05R\x06target\x12\x18\n" +

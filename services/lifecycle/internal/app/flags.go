@@ -1,0 +1,58 @@
+package app
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/sparkpods/sparkpods/services/internal/grpcserver"
+	"github.com/sparkpods/sparkpods/services/internal/kubeclient"
+	"github.com/sparkpods/sparkpods/services/lifecycle/internal/eventstore"
+)
+
+// Default addresses of the lifecycle service and the services it calls.
+const (
+	DefaultListen         = ":50053"
+	DefaultMetricsListen  = ":9093"
+	DefaultSnapshotAddr   = "localhost:8081"
+	DefaultPodManagerAddr = "localhost:50054"
+	DefaultAllocatorAddr  = "localhost:50052"
+)
+
+// Flags are the service's command-line flags.
+type Flags struct {
+	Server                                      grpcserver.Flags
+	Kube                                        kubeclient.Flags
+	SnapshotAddr, PodManagerAddr, AllocatorAddr string
+	MaxSegmentBytes, MaxUnacknowledged          int
+}
+
+// Bind registers the flags on fs.
+func (f *Flags) Bind(fs *flag.FlagSet) {
+	f.Server.Bind(fs, DefaultListen, DefaultMetricsListen)
+	f.Kube.Bind(fs, 20, 40)
+	fs.StringVar(&f.SnapshotAddr, "snapshot-addr", DefaultSnapshotAddr, "address of the snapshot service (sparkpods.v1.SnapshotService), host:port")
+	fs.StringVar(&f.PodManagerAddr, "podmanager-addr", DefaultPodManagerAddr, "address of the pod manager (sparkpods.v1.PodService), host:port")
+	fs.StringVar(&f.AllocatorAddr, "allocator-addr", DefaultAllocatorAddr, "address of the scheduler API (sparkpods.v1.SchedulerService, hosted by the allocator), host:port")
+	fs.IntVar(&f.MaxSegmentBytes, "event-segment-bytes", eventstore.DefaultMaxSegmentBytes, "largest size of one ConfigMap of recorded events, in bytes (at most 768 KiB)")
+	fs.IntVar(&f.MaxUnacknowledged, "max-unacknowledged-events", eventstore.DefaultMaxUnacknowledged, "unacknowledged events kept per application; past it the oldest are dropped")
+}
+
+// Config validates the flags and builds the service's Config.
+func (f *Flags) Config() (Config, error) {
+	logger, err := f.Server.Logger()
+	if err != nil {
+		return Config{}, err
+	}
+	if f.MaxSegmentBytes < 1<<10 || f.MaxUnacknowledged < 1 {
+		return Config{}, fmt.Errorf("--event-segment-bytes must be at least 1024 and --max-unacknowledged-events at least 1")
+	}
+	rc, err := f.Kube.RESTConfig("sparkpods-lifecycle")
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{
+		Listen: f.Server.Listen, MetricsListen: f.Server.MetricsListen, RESTConfig: rc, Logger: logger,
+		SnapshotAddr: f.SnapshotAddr, PodManagerAddr: f.PodManagerAddr, AllocatorAddr: f.AllocatorAddr,
+		MaxSegmentBytes: f.MaxSegmentBytes, MaxUnacknowledged: f.MaxUnacknowledged,
+	}, nil
+}

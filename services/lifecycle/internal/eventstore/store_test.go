@@ -1,0 +1,267 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	testingclock "k8s.io/utils/clock/testing"
+
+	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
+	"github.com/sparkpods/sparkpods/services/lifecycle/internal/reconcile"
+)
+
+var app = AppKey{Namespace: "spark-jobs", AppID: "spark-0123456789abcdef"}
+
+func newTestStore(t *testing.T, cms *fakeConfigMaps, edit func(*Config)) *Store {
+	t.Helper()
+	conf := Config{ConfigMaps: cms, Clock: testingclock.NewFakePassiveClock(time.UnixMilli(1_700_000_000_000))}
+	if edit != nil {
+		edit(&conf)
+	}
+	s, err := New(conf)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := s.Load(context.Background()); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return s
+}
+
+func removed(id int64, msgBytes int) *sparkpodsv1.ExecutorEvent {
+	return &sparkpodsv1.ExecutorEvent{
+		Namespace:  app.Namespace,
+		AppId:      app.AppID,
+		Type:       sparkpodsv1.ExecutorEventType_EXECUTOR_EVENT_TYPE_EXECUTOR_REMOVED,
+		ExecutorId: id,
+		State:      sparkpodsv1.ExecutorState_EXECUTOR_STATE_FAILED,
+		PodName:    fmt.Sprintf("spark-exec-%d", id),
+		Exit: &sparkpodsv1.ExecutorExit{
+			ExitCode: 137, ExitCausedByApp: true,
+			Message: "\nThe executor with id " + fmt.Sprint(id) + " exited with exit code 137(SIGKILL, possible container OOM).\n" + strings.Repeat("x", msgBytes) + "\n      ",
+		},
+	}
+}
+
+func appendOK(t *testing.T, s *Store, state reconcile.State, events ...*sparkpodsv1.ExecutorEvent) []*sparkpodsv1.ExecutorEvent {
+	t.Helper()
+	got, err := s.Append(context.Background(), app, events, state, nil)
+	if err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	return got
+}
+
+func sequences(evs []*sparkpodsv1.ExecutorEvent) []int64 {
+	var out []int64
+	for _, ev := range evs {
+		out = append(out, ev.GetSequence())
+	}
+	return out
+}
+
+func TestAppendNumbersEventsAndAReloadedStoreSeesTheSame(t *testing.T) {
+	cms := newFakeConfigMaps()
+	s := newTestStore(t, cms, nil)
+	state := reconcile.State{RemovedMs: map[int64]int64{1: 5, 2: 6}, Failed: []int64{1}, FailureTimesMs: []int64{5}}
+	recorded := appendOK(t, s, state, removed(1, 10), removed(2, 10))
+	if diff := cmp.Diff([]int64{1, 2}, sequences(recorded)); diff != "" {
+		t.Fatalf("sequences (-want +got):\n%s", diff)
+	}
+	appendOK(t, s, state, removed(3, 10))
+
+	restarted := newTestStore(t, cms, nil)
+	page := restarted.Read(app, 0, 0)
+	if diff := cmp.Diff(s.Read(app, 0, 0).Events, page.Events, protocmp.Transform()); diff != "" {
+		t.Fatalf("events after reload (-before +after):\n%s", diff)
+	}
+	if page.Last != 3 {
+		t.Fatalf("last after reload = %d, want 3", page.Last)
+	}
+	gotState, ok := restarted.State(app)
+	if !ok {
+		t.Fatal("no state after reload")
+	}
+	if diff := cmp.Diff(state, gotState); diff != "" {
+		t.Fatalf("state after reload (-want +got):\n%s", diff)
+	}
+	next := appendOK(t, restarted, state, removed(4, 10))
+	if next[0].GetSequence() != 4 {
+		t.Fatalf("sequence after reload = %d, want 4", next[0].GetSequence())
+	}
+}
+
+func TestSegmentsStayUnderTheByteBoundAndEverySequenceSurvives(t *testing.T) {
+	cms := newFakeConfigMaps()
+	const maxBytes = 8 << 10
+	s := newTestStore(t, cms, func(c *Config) { c.MaxSegmentBytes = maxBytes })
+	var want []int64
+	for i := range 40 {
+		evs := appendOK(t, s, reconcile.State{}, removed(int64(2*i+1), 700), removed(int64(2*i+2), 700))
+		want = append(want, sequences(evs)...)
+	}
+	// One batch larger than a segment is split over several.
+	var big []*sparkpodsv1.ExecutorEvent
+	for i := range 30 {
+		big = append(big, removed(int64(100+i), 700))
+	}
+	want = append(want, sequences(appendOK(t, s, reconcile.State{}, big...))...)
+
+	sizes := cms.sizes()
+	if len(sizes) < 10 {
+		t.Fatalf("%d segments, want the events spread over many", len(sizes))
+	}
+	for name, n := range sizes {
+		if n > maxBytes {
+			t.Errorf("segment %s holds %d bytes, more than %d", name, n, maxBytes)
+		}
+	}
+	got := sequences(newTestStore(t, cms, nil).Read(app, 0, 0).Events)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("sequences after reload (-want +got):\n%s", diff)
+	}
+}
+
+func TestAcknowledgeTrimsAndNeverGoesBack(t *testing.T) {
+	cms := newFakeConfigMaps()
+	s := newTestStore(t, cms, func(c *Config) { c.MaxSegmentBytes = 4 << 10 })
+	for i := range 20 {
+		appendOK(t, s, reconcile.State{}, removed(int64(i+1), 1000))
+	}
+	before := len(cms.sizes())
+	ctx := context.Background()
+	acked, err := s.Acknowledge(ctx, app, 15)
+	if err != nil || acked != 15 {
+		t.Fatalf("Acknowledge(15) = %d, %v", acked, err)
+	}
+	if after := len(cms.sizes()); after >= before {
+		t.Fatalf("segments: %d before acknowledging, %d after; want fewer", before, after)
+	}
+	if acked, err := s.Acknowledge(ctx, app, 3); err != nil || acked != 15 {
+		t.Fatalf("Acknowledge(3) after 15 = %d, %v; want 15", acked, err)
+	}
+	var seqErr *SequenceError
+	if _, err := s.Acknowledge(ctx, app, 21); !errors.As(err, &seqErr) {
+		t.Fatalf("Acknowledge(21) with last 20: err %v, want a SequenceError", err)
+	}
+	restarted := newTestStore(t, cms, nil)
+	page := restarted.Read(app, 0, 0)
+	if diff := cmp.Diff([]int64{16, 17, 18, 19, 20}, sequences(page.Events)); diff != "" {
+		t.Fatalf("events after acknowledging 15 and reloading (-want +got):\n%s", diff)
+	}
+	if page.Acknowledged != 15 || page.Last != 20 {
+		t.Fatalf("acknowledged %d last %d after reload, want 15 and 20", page.Acknowledged, page.Last)
+	}
+	// Everything acknowledged: the tail stays, empty, and numbering goes on.
+	if _, err := restarted.Acknowledge(ctx, app, 20); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(cms.sizes()); n != 1 {
+		t.Fatalf("%d segments after acknowledging all, want the tail only", n)
+	}
+	if got := appendOK(t, newTestStore(t, cms, nil), reconcile.State{}, removed(30, 10)); got[0].GetSequence() != 21 {
+		t.Fatalf("next sequence = %d, want 21", got[0].GetSequence())
+	}
+}
+
+func TestUnacknowledgedEventsPastTheBoundDropTheOldestSegments(t *testing.T) {
+	cms := newFakeConfigMaps()
+	s := newTestStore(t, cms, func(c *Config) { c.MaxSegmentBytes = 4 << 10; c.MaxUnacknowledged = 10 })
+	for i := range 40 {
+		appendOK(t, s, reconcile.State{}, removed(int64(i+1), 1000))
+	}
+	page := s.Read(app, 0, 0)
+	if n := len(page.Events); n > 10+4 || n < 10 {
+		t.Fatalf("%d events kept, want about the bound of 10", n)
+	}
+	if page.Last != 40 || page.Events[len(page.Events)-1].GetSequence() != 40 {
+		t.Fatalf("newest events lost: last %d, events %v", page.Last, sequences(page.Events))
+	}
+	// A restart does not drop more.
+	if diff := cmp.Diff(sequences(page.Events), sequences(newTestStore(t, cms, nil).Read(app, 0, 0).Events)); diff != "" {
+		t.Fatalf("events after reload (-before +after):\n%s", diff)
+	}
+}
+
+func TestConflictingWriterIsReloadedAndNothingRenumbered(t *testing.T) {
+	cms := newFakeConfigMaps()
+	s := newTestStore(t, cms, nil)
+	appendOK(t, s, reconcile.State{}, removed(1, 10))
+	// Another replica recorded event 2 meanwhile.
+	other := newTestStore(t, cms, nil)
+	appendOK(t, other, reconcile.State{}, removed(2, 10))
+
+	got := appendOK(t, s, reconcile.State{}, removed(3, 10))
+	if got[0].GetSequence() != 3 {
+		t.Fatalf("sequence after conflict = %d, want 3", got[0].GetSequence())
+	}
+	if diff := cmp.Diff([]int64{1, 2, 3}, sequences(s.Read(app, 0, 0).Events)); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+}
+
+func TestFailedWriteRecordsNothing(t *testing.T) {
+	cms := newFakeConfigMaps()
+	s := newTestStore(t, cms, nil)
+	appendOK(t, s, reconcile.State{}, removed(1, 10))
+	cms.failNext = errors.New("apiserver unavailable")
+	if _, err := s.Append(context.Background(), app, []*sparkpodsv1.ExecutorEvent{removed(2, 10)}, reconcile.State{}, nil); err == nil {
+		t.Fatal("Append succeeded with a failing API server")
+	}
+	if got := sequences(s.Read(app, 0, 0).Events); len(got) != 1 {
+		t.Fatalf("events after a failed write: %v, want [1]", got)
+	}
+	if got := appendOK(t, s, reconcile.State{}, removed(2, 10)); got[0].GetSequence() != 2 {
+		t.Fatalf("sequence after a failed write = %d, want 2", got[0].GetSequence())
+	}
+}
+
+func TestReadPagesAndWakesReaders(t *testing.T) {
+	s := newTestStore(t, newFakeConfigMaps(), nil)
+	first := s.Read(app, 0, 0)
+	if first.Last != 0 || len(first.Events) != 0 {
+		t.Fatalf("empty app: %+v", first)
+	}
+	appendOK(t, s, reconcile.State{}, removed(1, 1), removed(2, 1), removed(3, 1))
+	select {
+	case <-first.Changed:
+	default:
+		t.Fatal("Changed not closed by Append")
+	}
+	if got := sequences(s.Read(app, 1, 1).Events); !cmp.Equal(got, []int64{2}) {
+		t.Fatalf("Read(after 1, limit 1) = %v, want [2]", got)
+	}
+}
+
+func TestNewSegmentsAreOwnedByTheDriverPod(t *testing.T) {
+	cms := newFakeConfigMaps()
+	s := newTestStore(t, cms, nil)
+	owner := &metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: "driver", UID: "uid-1"}
+	if _, err := s.Append(context.Background(), app, []*sparkpodsv1.ExecutorEvent{removed(1, 1)}, reconcile.State{}, owner); err != nil {
+		t.Fatal(err)
+	}
+	appendOK(t, s, reconcile.State{}, removed(2, 1))
+	list, _ := cms.List(context.Background(), app.Namespace, AppSelector(app.AppID))
+	if len(list) != 1 || len(list[0].OwnerReferences) != 1 || list[0].OwnerReferences[0].UID != "uid-1" {
+		t.Fatalf("segments %+v: want one owned by the driver pod", list)
+	}
+}
+
+func TestSegmentNamesAreValidAndDistinct(t *testing.T) {
+	a := segmentName("spark-3f2a", 1)
+	b := segmentName("Spark_3F2A", 1)
+	if a == b {
+		t.Fatalf("distinct ids share the name %s", a)
+	}
+	long := segmentName(strings.Repeat("a", 200), 12345)
+	if len(long) > 253 || strings.ContainsAny(long, "_.") {
+		t.Fatalf("invalid name %q", long)
+	}
+}
