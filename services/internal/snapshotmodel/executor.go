@@ -55,6 +55,38 @@ type Executor struct {
 	State State
 	// Decommissioning is true when the pod carries the decommission label.
 	Decommissioning bool
+	// Containers are every container status of the pod, kept only for
+	// executors in a final state (Succeeded or Failed): the lifecycle service
+	// prints them in Spark's loss message, and nothing needs them before.
+	Containers []ContainerStatus
+}
+
+// ContainerState says which state of a container status is set; running
+// wins over terminated, and terminated over waiting, as in Spark's
+// description of a pod's containers.
+type ContainerState uint8
+
+// The container states.
+const (
+	ContainerStateNone ContainerState = iota
+	ContainerStateRunning
+	ContainerStateTerminated
+	ContainerStateWaiting
+)
+
+// ContainerStatus is one container's status, reduced to what Spark prints
+// about it.
+type ContainerStatus struct {
+	Name  string
+	Image string
+	State ContainerState
+	// StartTime and FinishTime are Unix nanoseconds, 0 when unset.
+	StartTime  int64
+	FinishTime int64
+	// ExitCode is set for a terminated container.
+	ExitCode int32
+	// Reason is the terminated or waiting reason.
+	Reason string
 }
 
 // Termination is how a container ended, from its state.terminated.

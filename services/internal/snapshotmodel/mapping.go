@@ -114,6 +114,9 @@ func (m Mapping) Executor(pod *corev1.Pod) (AppKey, *Executor, error) {
 	if m.DecommissionLabel != "" {
 		_, e.Decommissioning = pod.Labels[m.DecommissionLabel]
 	}
+	if state == StateSucceeded || state == StateFailed {
+		e.Containers = containerStatuses(pod.Status.ContainerStatuses)
+	}
 	return AppKey{Namespace: intern(pod.Namespace), AppID: intern(appID)}, e, nil
 }
 
@@ -300,10 +303,38 @@ func (m Mapping) Trim(pod *corev1.Pod) *corev1.Pod {
 	if n := len(pod.Status.ContainerStatuses); n > 0 {
 		t.Status.ContainerStatuses = make([]corev1.ContainerStatus, n)
 		for i, cs := range pod.Status.ContainerStatuses {
-			t.Status.ContainerStatuses[i] = corev1.ContainerStatus{Name: cs.Name, State: corev1.ContainerState{Terminated: cs.State.Terminated}}
+			t.Status.ContainerStatuses[i] = corev1.ContainerStatus{Name: cs.Name, Image: cs.Image, State: cs.State}
 		}
 	}
 	return t
+}
+
+// containerStatuses reduces a pod's container statuses to what Spark
+// prints about them when an executor ends.
+func containerStatuses(in []corev1.ContainerStatus) []ContainerStatus {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]ContainerStatus, len(in))
+	for i, cs := range in {
+		c := ContainerStatus{Name: intern(cs.Name), Image: intern(cs.Image)}
+		switch st := cs.State; {
+		case st.Running != nil:
+			c.State = ContainerStateRunning
+			c.StartTime = unixNano(&st.Running.StartedAt)
+		case st.Terminated != nil:
+			c.State = ContainerStateTerminated
+			c.StartTime = unixNano(&st.Terminated.StartedAt)
+			c.FinishTime = unixNano(&st.Terminated.FinishedAt)
+			c.ExitCode = st.Terminated.ExitCode
+			c.Reason = intern(st.Terminated.Reason)
+		case st.Waiting != nil:
+			c.State = ContainerStateWaiting
+			c.Reason = intern(st.Waiting.Reason)
+		}
+		out[i] = c
+	}
+	return out
 }
 
 func pick(m map[string]string, keys ...string) map[string]string {

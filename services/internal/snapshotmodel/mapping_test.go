@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -209,11 +210,16 @@ func TestExecutorRecord(t *testing.T) {
 		PodName: "app-1-exec-7", PodUID: "uid-7", Phase: "Failed", NodeName: "node-a", PodIP: "10.0.0.7",
 		StatusReason: "Evicted", StatusMessage: "low on memory", ResourceProfileID: 2, State: StateFailed,
 		Decommissioning: true,
+		// A final executor keeps every container status, for Spark's loss message.
+		Containers: []ContainerStatus{
+			{Name: "sidecar", State: ContainerStateTerminated, FinishTime: time.Unix(1500, 0).UnixNano(), Reason: "Error"},
+			{Name: executorContainer, State: ContainerStateTerminated, FinishTime: time.Unix(1500, 0).UnixNano(), ExitCode: 137, Reason: "Error"},
+		},
 	}
 	got := *e
 	got.Termination = nil
-	if got != want {
-		t.Fatalf("record:\n got %+v\nwant %+v", got, want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("record (-want +got):\n%s", diff)
 	}
 	wantTerm := Termination{ContainerName: executorContainer, ExitCode: 137, Reason: "Error", Message: "boom", FinishTime: time.Unix(1500, 0).UnixNano()}
 	if e.Termination == nil || *e.Termination != wantTerm {
@@ -308,11 +314,47 @@ func TestTrimKeepsWhatTheMappingReads(t *testing.T) {
 			t.Fatalf("pod %d: termination %+v, want %+v", i, got.Termination, want.Termination)
 		}
 		got.Termination, want.Termination = nil, nil
-		if *got != *want {
-			t.Fatalf("pod %d: trimmed record\n %+v\nwant %+v", i, got, want)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("pod %d: trimmed record (-want +got):\n%s", i, diff)
 		}
 		if trimmed.ManagedFields != nil || trimmed.Spec.Containers != nil || trimmed.Labels["unrelated"] != "" {
 			t.Fatalf("pod %d: trim kept unneeded fields", i)
 		}
+	}
+}
+
+// TestContainersOnlyForFinalExecutors checks that container statuses are
+// kept for Succeeded and Failed executors only, with running before
+// terminated before waiting when a status has several states.
+func TestContainersOnlyForFinalExecutors(t *testing.T) {
+	_, e, err := Mapping{}.Executor(pod(running(executorContainer)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.State != StateRunning || e.Containers != nil {
+		t.Fatalf("running executor: state %v, containers %+v; want running and none", e.State, e.Containers)
+	}
+	both := func(p *corev1.Pod) {
+		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
+			Name: "sidecar", Image: "istio/proxy",
+			State: corev1.ContainerState{
+				Running: &corev1.ContainerStateRunning{StartedAt: metav1.Unix(1200, 0)},
+				Waiting: &corev1.ContainerStateWaiting{Reason: "ignored"},
+			},
+		}, corev1.ContainerStatus{
+			Name: "init", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}},
+		}, corev1.ContainerStatus{Name: "empty"})
+	}
+	_, e, err = Mapping{}.Executor(pod(phase(corev1.PodSucceeded), both))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ContainerStatus{
+		{Name: "sidecar", Image: "istio/proxy", State: ContainerStateRunning, StartTime: time.Unix(1200, 0).UnixNano()},
+		{Name: "init", State: ContainerStateWaiting, Reason: "PodInitializing"},
+		{Name: "empty", State: ContainerStateNone},
+	}
+	if diff := cmp.Diff(want, e.Containers); diff != "" {
+		t.Fatalf("containers (-want +got):\n%s", diff)
 	}
 }

@@ -62,7 +62,31 @@ func executorProto(e *snapshotmodel.Executor) *sparkpodsv1.Executor {
 			FinishTime:    timestamp(t.FinishTime),
 		}
 	}
+	for _, c := range e.Containers {
+		p.ContainerStatuses = append(p.ContainerStatuses, &sparkpodsv1.ContainerStatus{
+			Name:       c.Name,
+			Image:      c.Image,
+			State:      containerStateProto(c.State),
+			StartTime:  timestamp(c.StartTime),
+			FinishTime: timestamp(c.FinishTime),
+			ExitCode:   c.ExitCode,
+			Reason:     c.Reason,
+		})
+	}
 	return p
+}
+
+func containerStateProto(s snapshotmodel.ContainerState) sparkpodsv1.ContainerState {
+	switch s {
+	case snapshotmodel.ContainerStateRunning:
+		return sparkpodsv1.ContainerState_CONTAINER_STATE_RUNNING
+	case snapshotmodel.ContainerStateTerminated:
+		return sparkpodsv1.ContainerState_CONTAINER_STATE_TERMINATED
+	case snapshotmodel.ContainerStateWaiting:
+		return sparkpodsv1.ContainerState_CONTAINER_STATE_WAITING
+	default:
+		return sparkpodsv1.ContainerState_CONTAINER_STATE_UNSPECIFIED
+	}
 }
 
 func executorsProto(execs []*snapshotmodel.Executor) []*sparkpodsv1.Executor {
