@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"k8s.io/utils/clock"
 
@@ -112,6 +113,12 @@ type Allocator struct {
 	lastRevision int64
 	// failedCreations is Spark's totalFailedPodCreations.
 	failedCreations int
+	// failureStreak counts the consecutive pod requests in which no pod
+	// could be created; while it is positive no pods are requested before
+	// backoffUntil.
+	failureStreak int
+	backoffUntil  time.Time
+	lastFailure   string
 
 	// mu guards the shared state below it.
 	mu sync.Mutex

@@ -98,7 +98,7 @@ func (a *Allocator) OnNewSnapshots(ctx context.Context, batch []*sparkpodsv1.Exe
 		}
 	}
 
-	created, roundErr := a.requestForCandidates(ctx, candidates, totalNotRunning, views)
+	created, roundErr := a.requestForCandidates(ctx, now, candidates, totalNotRunning, views)
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -116,6 +116,9 @@ func (a *Allocator) OnNewSnapshots(ctx context.Context, batch []*sparkpodsv1.Exe
 		lastExecutorID:  a.lastID,
 		revision:        a.lastRevision,
 		failedCreations: a.failedCreations,
+		failureStreak:   a.failureStreak,
+		backoffUntil:    a.backoffUntil,
+		lastFailure:     a.lastFailure,
 	}
 	for _, rpID := range rpIDs {
 		v := views[rpID]
@@ -273,9 +276,18 @@ func (a *Allocator) evaluateProfile(ctx context.Context, now time.Time, rpID int
 // candidate profiles and requests their pods: Step J. It returns how many
 // pods were requested successfully, and the error that ended the round
 // early, if any.
-func (a *Allocator) requestForCandidates(ctx context.Context, candidates []candidate, totalNotRunning int, views map[int32]*profileView) (int, error) {
+func (a *Allocator) requestForCandidates(ctx context.Context, now time.Time, candidates []candidate, totalNotRunning int, views map[int32]*profileView) (int, error) {
 	remaining := a.cfg.MaxPendingPods - totalNotRunning
 	if remaining <= 0 || len(candidates) == 0 {
+		return 0, nil
+	}
+	// Deviation from Spark: after a request in which no pod could be
+	// created (a quota, an admission webhook, an unreachable pod manager),
+	// Spark asks again every batch delay for as long as the cause lasts.
+	// Here, from the second such request in a row, the requests back off
+	// exponentially up to maxCreationBackoff, and no executor ids are used
+	// up meanwhile; the first pod created ends the backoff.
+	if a.failureStreak > 0 && now.Before(a.backoffUntil) {
 		return 0, nil
 	}
 	created := 0
@@ -291,6 +303,7 @@ func (a *Allocator) requestForCandidates(ctx context.Context, candidates []candi
 		a.log.Info("requesting executor pods", "resourceProfileId", c.rpID, "count", n,
 			"target", c.target, "known", c.podCount, "sharedSlotsFromPendingPods", slots[i])
 		res, err := a.requestNewExecutors(ctx, n, c.rpID)
+		a.noteCreations(now, res)
 		v := views[c.rpID]
 		v.podCount += res.created
 		v.notRunning += res.created
@@ -305,6 +318,34 @@ func (a *Allocator) requestForCandidates(ctx context.Context, candidates []candi
 		}
 	}
 	return created, nil
+}
+
+// maxCreationBackoff bounds the wait between pod requests after repeated
+// creation failures.
+const maxCreationBackoff = 5 * time.Minute
+
+// noteCreations updates the failure streak and the backoff after one
+// profile's pod requests. A first failure is retried at the next round, as
+// Spark does; from the second in a row on, the wait doubles from one batch
+// delay up to maxCreationBackoff.
+func (a *Allocator) noteCreations(now time.Time, res requestResult) {
+	switch {
+	case res.created > 0:
+		a.failureStreak, a.backoffUntil, a.lastFailure = 0, time.Time{}, ""
+	case res.failed > 0:
+		a.failureStreak++
+		a.lastFailure = res.lastErr.Error()
+		if a.failureStreak < 2 {
+			return
+		}
+		delay := maxCreationBackoff
+		if a.failureStreak <= 22 {
+			delay = min(maxCreationBackoff, a.cfg.BatchDelay<<(a.failureStreak-2))
+		}
+		a.backoffUntil = now.Add(delay)
+		a.log.Warn("no executor pod could be created again; backing off", "consecutiveFailures", a.failureStreak,
+			"retryIn", delay, "err", res.lastErr)
+	}
 }
 
 // excess picks which of a profile's requests and pending pods to delete when

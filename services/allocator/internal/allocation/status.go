@@ -42,6 +42,9 @@ type roundView struct {
 	lastExecutorID  int64
 	revision        int64
 	failedCreations int
+	failureStreak   int
+	backoffUntil    time.Time
+	lastFailure     string
 }
 
 // Status is the allocator's state for operators and the scheduler API. It is
@@ -156,6 +159,10 @@ func (a *Allocator) blockedReason(v *profileView, target int, now time.Time) str
 			return fmt.Sprintf("waiting for executor %d to appear in a snapshot (requested %s ago)", v.newly[0], age)
 		}
 		return fmt.Sprintf("waiting for executor %d and %d more to appear in a snapshot (requested %s ago)", v.newly[0], len(v.newly)-1, age)
+	}
+	if a.view.failureStreak > 0 && now.Before(a.view.backoffUntil) {
+		return fmt.Sprintf("backing off after %d failed pod requests in a row, next attempt in %s: %s",
+			a.view.failureStreak, humanAge(a.view.backoffUntil.Sub(now)), a.view.lastFailure)
 	}
 	if v.creationErr != "" {
 		return "creating executor pods failed, retrying next round: " + v.creationErr
