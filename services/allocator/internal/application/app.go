@@ -224,6 +224,7 @@ func (a *App) ListExecutors() *sparkpodsv1.ListExecutorsResponse {
 		DeletedExecutorIds: st.DeletedExecutorIDs,
 		SnapshotRevision:   st.SnapshotRevision,
 		Counts:             &sparkpodsv1.ExecutorCounts{},
+		FailedPodCreations: int64(st.FailedPodCreations),
 	}
 	for _, p := range st.Profiles {
 		resp.Profiles = append(resp.Profiles, p.Proto())

@@ -1097,10 +1097,9 @@ type ListExecutorsResponse struct {
 	SnapshotRevision int64 `protobuf:"varint,5,opt,name=snapshot_revision,json=snapshotRevision,proto3" json:"snapshot_revision,omitempty"`
 	// The executors counted by state.
 	Counts *ExecutorCounts `protobuf:"bytes,6,opt,name=counts,proto3" json:"counts,omitempty"`
-	// Executor pod creations that failed since the application registered
-	// (Spark 4.2 counts them as executor failures towards
-	// `spark.executor.maxNumFailures`); the lifecycle service counts each
-	// increase.
+	// Executor pod creations that failed since this allocator process took
+	// the application over (Spark 4.2 counts them as executor failures
+	// towards `spark.executor.maxNumFailures`).
 	FailedPodCreations int64 `protobuf:"varint,7,opt,name=failed_pod_creations,json=failedPodCreations,proto3" json:"failed_pod_creations,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
