@@ -160,6 +160,7 @@ func sparkConf(ns, appID string, extra map[string]string) map[string]string {
 		"spark.kubernetes.driver.pod.name":              appID + "-driver",
 		"spark.driver.host":                             appID + "-driver-svc." + ns + ".svc",
 		"spark.kubernetes.allocation.batch.delay":       "200ms",
+		"sparkpods.allocation.roundOnSnapshot":          "true",
 		"spark.executor.instances":                      "0",
 		"spark.kubernetes.executor.deleteOnTermination": "true",
 	}

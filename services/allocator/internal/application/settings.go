@@ -61,6 +61,11 @@ type Settings struct {
 	// per delay. Every other rule still holds: the batch size, the pending
 	// caps, the unseen request that blocks its profile, and the creation
 	// backoff. false gives Spark's exact pacing.
+	//
+	// Spark's own key reaches Spark's pacing too: an application that sets
+	// spark.kubernetes.allocation.batch.delay explicitly (and does not set
+	// sparkpods.allocation.roundOnSnapshot) gets rounds only at that delay,
+	// as its driver would run them.
 	RoundOnSnapshot bool
 }
 
@@ -112,6 +117,10 @@ func ParseSettings(conf map[string]string) (Settings, error) {
 	}
 	if s.RoundOnSnapshot, err = roundOnSnapshot.Get(c); err != nil {
 		return Settings{}, err
+	}
+	_, roundSet := c.Get(roundOnSnapshot.Key)
+	if _, delaySet := c.Get(allocation.KeyBatchDelay); delaySet && !roundSet {
+		s.RoundOnSnapshot = false
 	}
 	return s, nil
 }
