@@ -100,7 +100,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	err = s.cmd.Start()
-	log.Close()
+	_ = log.Close() // the child has its own descriptor now
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", cfg.Name, err)
 	}
@@ -122,7 +122,7 @@ func (s *Service) waitServing(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("launch %s: %w", s.name, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	health := healthpb.NewHealthClient(conn)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -133,11 +133,15 @@ func (s *Service) waitServing(ctx context.Context) error {
 		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
 			return nil
 		}
+		last := "health check: " + resp.GetStatus().String()
+		if err != nil {
+			last = err.Error()
+		}
 		select {
 		case <-s.exited:
 			return fmt.Errorf("launch %s: process exited before it was SERVING; see %s", s.name, s.logPath)
 		case <-ctx.Done():
-			return fmt.Errorf("launch %s: not SERVING after waiting (last error: %v); see %s", s.name, err, s.logPath)
+			return fmt.Errorf("launch %s: not SERVING in time (last: %s); see %s", s.name, last, s.logPath)
 		case <-tick.C:
 		}
 	}
@@ -186,6 +190,6 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("launch: pick a free port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
