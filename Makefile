@@ -52,7 +52,8 @@ all: generate lint build test ## Generate, lint, build and test.
 
 .PHONY: run
 run: tools cluster-bins build ## Run the demo: local control plane, the four services, a Spark application's life.
-	go run ./deploy/local/demo $(RUN_ARGS)
+	@go build -o $(LOCAL)/bin/demo ./deploy/local/demo
+	$(LOCAL)/bin/demo $(RUN_ARGS)
 
 ##@ Development
 
@@ -150,3 +151,61 @@ $(STAMPS)/%:
 .PHONY: clean
 clean: ## Remove built binaries (keeps the tool and control plane builds' caches).
 	rm -rf $(BIN)/sparkpods-*
+
+##@ Clients in other languages
+
+# Debian packages for the Python and Java clients (see clients/python, clients/java): Debian's
+# protoc 3.21 with its gRPC plugins, python3-grpcio, and grpc-java 1.41 / protobuf-java 3.21
+# with Maven working offline against /usr/share/maven-repo. libgrpc-java under-declares its
+# dependencies, hence the explicit jars.
+APT_PYTHON := python3 python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev protobuf-compiler-grpc
+APT_JAVA   := openjdk-17-jdk-headless maven protobuf-compiler libprotobuf-dev libprotobuf-java \
+  protobuf-compiler-grpc-java-plugin libgrpc-java libnetty-java libperfmark-java libguava-java \
+  libgoogle-gson-java libgoogle-common-protos-java liberror-prone-java libjsr305-java \
+  libgeronimo-annotation-1.3-spec-java libmaven-compiler-plugin-java libmaven-resources-plugin-java \
+  libmaven-jar-plugin-java libsurefire-java junit4 libexec-maven-plugin-java \
+  libbuild-helper-maven-plugin-java libanimal-sniffer-java
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+MVN  := mvn -o -B -ntp -Dstyle.color=never -Dmaven.repo.local=/usr/share/maven-repo -DforkCount=0
+
+.PHONY: apt-deps
+apt-deps: ## Install the Debian packages the Python and Java clients need (silent when present).
+	@missing=; for p in $(sort $(APT_PYTHON) $(APT_JAVA)); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo ">> apt-get install$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+.PHONY: clients-python
+clients-python: apt-deps ## Generate the Python client's sparkpods.v1 modules (clients/python, git-ignored).
+	clients/python/generate.sh
+
+.PHONY: clients-java
+clients-java: apt-deps ## Build the Java client jar (clients/java/target), offline with Debian's Maven repository.
+	cd clients/java && $(MVN) -q -DskipTests package
+
+# The Python and Java clients' tests run inside `go test ./deploy/` against the real services.
+test: apt-deps clients-python
+
+##@ Images
+
+KO_VERSION     := v0.19.1
+TOOL_PKG_ko    := github.com/google/ko
+KO_DOCKER_REPO ?= ghcr.io/sparkpods
+IMAGES         := $(BIN)/images
+
+# ko builds each service's static binary onto a base image made locally by deploy/images/kobase
+# (no layers, user 65532) and named by digest, so nothing is pulled and no Docker daemon is
+# needed. The tarballs load with `docker load` / `ctr import`, or push with `crane push`.
+.PHONY: images
+images: $(STAMPS)/ko@$(KO_VERSION) ## One image per service with ko, offline: tarballs in bin/images/.
+	@mkdir -p $(IMAGES)
+	export KOCACHE=$(LOCAL)/kocache; \
+	base=registry.invalid/sparkpods-base@$$(cd deploy/images && go run ./kobase); \
+	for s in snapshot podmanager allocator lifecycle; do \
+	  KO_DEFAULTBASEIMAGE=$$base KO_DOCKER_REPO=$(KO_DOCKER_REPO) ko build --push=false -B \
+	    --platform=linux/amd64 --tarball=$(IMAGES)/sparkpods-$$s.tar ./services/$$s/cmd/sparkpods-$$s; \
+	done

@@ -1,0 +1,193 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+
+	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
+	"github.com/sparkpods/sparkpods/deploy/local/controlplane/controlplanetest"
+	"github.com/sparkpods/sparkpods/deploy/local/launch"
+)
+
+// deployed is the four services running as their ServiceAccounts.
+type deployed struct {
+	cp                                         *controlplane.ControlPlane
+	snapshot, podmanager, allocator, lifecycle *launch.Service
+	logDir                                     string
+}
+
+// startAsServiceAccounts applies the base and runs each service binary with a kubeconfig
+// holding a token of its own ServiceAccount (TokenRequest), wired as the Deployments wire
+// them. The services therefore have exactly the permissions the base grants them.
+func startAsServiceAccounts(t *testing.T) *deployed {
+	t.Helper()
+	applied(t)
+	cp := controlplanetest.ControlPlane(t)
+	d := &deployed{cp: cp, logDir: filepath.Join(cp.Dir(), "services", strings.ReplaceAll(t.Name(), "/", "_"))}
+	if err := os.MkdirAll(d.logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("service logs in %s", d.logDir)
+	start := func(name string, env []string, args ...string) *launch.Service {
+		t.Helper()
+		args = append([]string{"--kubeconfig=" + d.kubeconfigFor(t, name)}, args...)
+		s, err := launch.Start(context.Background(), launch.Config{
+			Name: name, LogDir: d.logDir, Args: args, Env: env, ReadyTimeout: 2 * time.Minute,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Stop)
+		return s
+	}
+	// As in the Deployments: snapshot watches all namespaces; the allocator's Lease is in its
+	// own namespace (POD_NAMESPACE, from the downward API there).
+	d.snapshot = start("snapshot", nil, "--api-polling-interval=2s")
+	d.podmanager = start("podmanager", nil)
+	d.allocator = start("allocator", []string{"POD_NAMESPACE=" + namespace},
+		"--snapshot-addr="+d.snapshot.Addr(), "--podmanager-addr="+d.podmanager.Addr())
+	d.lifecycle = start("lifecycle", nil,
+		"--snapshot-addr="+d.snapshot.Addr(), "--podmanager-addr="+d.podmanager.Addr(),
+		"--allocator-addr="+d.allocator.Addr())
+	return d
+}
+
+// kubeconfigFor writes a kubeconfig that authenticates as the service's ServiceAccount.
+func (d *deployed) kubeconfigFor(t *testing.T, name string) string {
+	t.Helper()
+	tok, err := d.cp.Client().CoreV1().ServiceAccounts(namespace).CreateToken(context.Background(),
+		"sparkpods-"+name, &authenticationv1.TokenRequest{
+			Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
+		}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("TokenRequest for sparkpods-%s: %v", name, err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: d.cp.Server(), CertificateAuthorityData: d.cp.RESTConfig().CAData}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: "local", AuthInfo: name}
+	cfg.CurrentContext = name
+	path := filepath.Join(d.logDir, name+".kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// createDriver creates a driver pod for appID in ns, as spark-submit would.
+func (d *deployed) createDriver(t *testing.T, ns, appID string) string {
+	t.Helper()
+	pod, err := d.cp.Client().CoreV1().Pods(ns).Create(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   appID + "-driver",
+			Labels: map[string]string{"spark-app-selector": appID, "spark-role": "driver"},
+		},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "spark-kubernetes-driver", Image: "spark:4.2.0"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create driver pod: %v", err)
+	}
+	return pod.Name
+}
+
+// clientEnv is what the client tests in other languages read: the services' addresses and
+// one application to manage.
+func (d *deployed) clientEnv(t *testing.T, ns, appID string) []string {
+	return append(os.Environ(),
+		"SPARKPODS_ALLOCATOR="+d.allocator.Addr(),
+		"SPARKPODS_LIFECYCLE="+d.lifecycle.Addr(),
+		"SPARKPODS_PODMANAGER="+d.podmanager.Addr(),
+		"SPARKPODS_NAMESPACE="+ns,
+		"SPARKPODS_APP_ID="+appID,
+		"SPARKPODS_DRIVER_POD="+d.createDriver(t, ns, appID),
+	)
+}
+
+// forbidden matches an authorization failure in a service's log.
+var forbidden = regexp.MustCompile(`(?i)forbidden|cannot (get|list|watch|create|update|patch|delete) resource`)
+
+// checkLogs fails the test if any service was refused something by the API server: the
+// clients' tests passing is not enough, a service may have retried around a refusal.
+func (d *deployed) checkLogs(t *testing.T) {
+	t.Helper()
+	for _, s := range []*launch.Service{d.snapshot, d.podmanager, d.allocator, d.lifecycle} {
+		b, err := os.ReadFile(s.LogPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := 0
+		for _, line := range strings.Split(string(b), "\n") {
+			if forbidden.MatchString(line) {
+				if refused++; refused <= 3 {
+					t.Errorf("%s was refused by the API server: %s", filepath.Base(s.LogPath()), line)
+				}
+			}
+		}
+		if refused > 3 {
+			t.Errorf("%s: %d refusals in all", filepath.Base(s.LogPath()), refused)
+		}
+	}
+}
+
+// run runs a client test command and logs its output.
+func run(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	began := time.Now()
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s (%v):\n%s", strings.Join(cmd.Args, " "), time.Since(began).Round(time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd.Args[0], err)
+	}
+}
+
+// TestClientsAgainstServiceAccounts runs the services with exactly the base's RBAC and, against
+// them, each client's own tests: register an application, scale it, see an executor fail
+// with its exit code through the event stream (and resume it), unregister. The services
+// exercise every permission they have on the way.
+func TestClientsAgainstServiceAccounts(t *testing.T) {
+	d := startAsServiceAccounts(t)
+	ns := controlplanetest.Namespace(t)
+
+	t.Run("python", func(t *testing.T) {
+		if out, err := exec.Command("../clients/python/generate.sh").CombinedOutput(); err != nil {
+			t.Fatalf("clients/python/generate.sh: %v\n%s(`make apt-deps` installs protoc, the plugin and python3-grpcio)", err, out)
+		}
+		cmd := exec.Command("/usr/bin/python3", "-m", "unittest", "discover", "-v", "-s", "tests", "-t", ".")
+		cmd.Dir = "../clients/python"
+		cmd.Env = d.clientEnv(t, ns, "spark-python")
+		run(t, cmd)
+	})
+
+	t.Run("java", func(t *testing.T) {
+		if _, err := os.Stat("../clients/java/pom.xml"); err != nil {
+			t.Skip("no Java client")
+		}
+		if _, err := exec.LookPath("mvn"); err != nil {
+			t.Fatalf("%v (`make apt-deps` installs Maven, grpc-java and protobuf-java)", err)
+		}
+		cmd := exec.Command("mvn", "-o", "-B", "-ntp", "-Dstyle.color=never", "-Dmaven.repo.local=/usr/share/maven-repo",
+			"-DforkCount=0", "test")
+		cmd.Dir = "../clients/java"
+		cmd.Env = d.clientEnv(t, ns, "spark-java")
+		run(t, cmd)
+	})
+
+	d.checkLogs(t)
+	if t.Failed() {
+		fmt.Printf("service logs in %s\n", d.logDir)
+	}
+}
