@@ -19,12 +19,18 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/term"
 )
 
 func main() {
 	var opts options
 	opts.bind(flag.CommandLine)
 	flag.Parse()
+	opts.fancy = term.IsTerminal(int(os.Stdout.Fd()))
+	if opts.fancy {
+		opts.width, _, _ = term.GetSize(int(os.Stdout.Fd()))
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -6,58 +6,49 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
-	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
+	"github.com/sparkpods/sparkpods/clients/driversim"
 )
 
-// progress shows executor counts per resource profile. On a terminal it
-// keeps a live status block under the log lines; otherwise it prints a
-// status line when the counts change, at most every two seconds.
+// progress shows executors per resource profile: the dynamic allocation
+// target, and the pods pending, running and failed, with a progress bar
+// while the application scales. On a terminal it keeps a live status block
+// under the log lines; otherwise it prints a status line when the counts
+// change, at most every two seconds.
 type progress struct {
 	out   io.Writer
 	fancy bool
+	// width is the terminal's; log lines are cut to it so that the status
+	// block below them can be redrawn in place. 0: no limit.
+	width int
 
 	mu        sync.Mutex
-	targets   [2]int
-	counts    [2]profileCounts
+	scaling   bool
+	status    driversim.Status
 	drawn     int // status lines currently on screen
 	lastLine  string
 	lastPrint time.Time
 }
 
-type profileCounts struct{ pending, running, failed, deleted int }
-
-func newProgress(out io.Writer, fancy bool) *progress { return &progress{out: out, fancy: fancy} }
-
-func (p *progress) setTargets(t0, t1 int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.targets = [2]int{t0, t1}
-	p.redraw()
+func newProgress(out io.Writer, fancy bool, width int) *progress {
+	return &progress{out: out, fancy: fancy, width: width}
 }
 
-func (p *progress) update(s *sparkpodsv1.ExecutorSnapshot) {
-	var c [2]profileCounts
-	for _, e := range s.GetExecutors() {
-		rp := e.GetResourceProfileId()
-		if rp < 0 || rp > 1 {
-			continue
-		}
-		switch e.GetState() {
-		case sparkpodsv1.ExecutorState_EXECUTOR_STATE_PENDING:
-			c[rp].pending++
-		case sparkpodsv1.ExecutorState_EXECUTOR_STATE_RUNNING:
-			c[rp].running++
-		case sparkpodsv1.ExecutorState_EXECUTOR_STATE_FAILED:
-			c[rp].failed++
-		case sparkpodsv1.ExecutorState_EXECUTOR_STATE_DELETED, sparkpodsv1.ExecutorState_EXECUTOR_STATE_SUCCEEDED:
-			c[rp].deleted++
-		}
-	}
+func (p *progress) setScaling(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.counts = c
-	p.redraw()
+	p.scaling = on
+	if p.fancy {
+		p.redraw(true)
+	}
+}
+
+func (p *progress) update(st driversim.Status) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.status = st
+	p.redraw(false)
 }
 
 // log prints a line above the status block.
@@ -65,61 +56,73 @@ func (p *progress) log(line string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clear()
-	fmt.Fprintln(p.out, line)
-	p.redraw()
+	if p.fancy && p.width > 1 && utf8.RuneCountInString(line) > p.width-1 {
+		line = string([]rune(line)[:p.width-2]) + "…"
+	}
+	_, _ = fmt.Fprintln(p.out, line)
+	if p.fancy {
+		p.redraw(true)
+	}
 }
 
 // finish leaves the last status on screen and stops redrawing.
 func (p *progress) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.fancy && p.lastLine != "" {
-		fmt.Fprintln(p.out, p.lastLine)
-	}
 	p.drawn = 0
 	p.fancy = false
-	p.lastLine = ""
+	p.out = io.Discard
 }
 
 func (p *progress) lines() []string {
-	out := make([]string, 2)
-	for rp := range 2 {
-		c, t := p.counts[rp], p.targets[rp]
-		out[rp] = fmt.Sprintf("profile %d %s running %3d/%-3d pending %3d failed %2d gone %3d",
-			rp, bar(c.running, t, 30), c.running, t, c.pending, c.failed, c.deleted)
+	var out []string
+	for _, ps := range p.status.Profiles {
+		c := ps.Counts
+		head := fmt.Sprintf("profile %d", ps.ID)
+		if p.scaling {
+			head += " " + bar(int(c.GetRunning()), ps.Target, 24)
+		}
+		out = append(out, fmt.Sprintf("%s  target %3d  pending %3d  running %3d  failed %2d  gone %3d",
+			head, ps.Target, c.GetPending(), c.GetRunning(), c.GetFailed(), c.GetDeleted()+c.GetSucceeded()))
 	}
 	return out
 }
 
 func (p *progress) clear() {
 	if p.fancy && p.drawn > 0 {
-		fmt.Fprintf(p.out, "\033[%dA\033[J", p.drawn)
+		_, _ = fmt.Fprintf(p.out, "\033[%dA\033[J", p.drawn)
 		p.drawn = 0
 	}
 }
 
-func (p *progress) redraw() {
+func (p *progress) redraw(force bool) {
 	lines := p.lines()
 	if p.fancy {
 		p.clear()
 		for _, l := range lines {
-			fmt.Fprintln(p.out, l)
+			_, _ = fmt.Fprintln(p.out, "  "+l)
 		}
 		p.drawn = len(lines)
 		return
 	}
-	line := "  · " + strings.Join(lines, " | ")
-	if line != p.lastLine && time.Since(p.lastPrint) >= 2*time.Second {
-		fmt.Fprintln(p.out, line)
-		p.lastPrint = time.Now()
+	if len(lines) == 0 {
+		return
 	}
-	p.lastLine = line
+	line := "  · " + strings.Join(lines, " | ")
+	if line != p.lastLine && (force || time.Since(p.lastPrint) >= 2*time.Second) {
+		_, _ = fmt.Fprintln(p.out, line)
+		p.lastPrint = time.Now()
+		p.lastLine = line
+	}
 }
 
+// bar shows how close n is to total, from below (ramp-up) or above
+// (ramp-down).
 func bar(n, total, width int) string {
-	if total <= 0 {
-		return "[" + strings.Repeat(" ", width) + "]"
+	lo, hi := min(n, total), max(n, total)
+	filled := width
+	if hi > 0 {
+		filled = lo * width / hi
 	}
-	filled := min(n*width/total, width)
 	return "[" + strings.Repeat("█", filled) + strings.Repeat("░", width-filled) + "]"
 }

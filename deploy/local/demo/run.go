@@ -6,16 +6,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/sparkpods/sparkpods/clients/sparkpodsctl"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
 	"github.com/sparkpods/sparkpods/deploy/local/launch"
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
@@ -29,6 +32,9 @@ type options struct {
 	namespace   string
 	executors   int
 	interactive string
+	// fancy redraws a live status block (stdout is a terminal).
+	fancy bool
+	width int
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
@@ -77,7 +83,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 
-	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	say := func(format string, args ...any) { _, _ = fmt.Fprintf(out, format+"\n", args...) }
 	started := time.Now()
 
 	var kubeconfig string
@@ -120,25 +126,71 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	restConfig.QPS, restConfig.Burst = 100, 200
-	sc, err := newScenario(scenarioConfig{
+	ctlConfig := filepath.Join(stateDir, "sparkpodsctl.yaml")
+	if err := svcs.writeCtlConfig(ctlConfig, o.namespace); err != nil {
+		return err
+	}
+	driverLog, err := os.Create(filepath.Join(logDir, "driver.log"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = driverLog.Close() }()
+	cfg := scenarioConfig{
 		Namespace: o.namespace,
 		Executors: o.executors,
 		Conns:     svcs.conns,
 		Rest:      restConfig,
 		Out:       out,
-		Fancy:     term.IsTerminal(int(os.Stdout.Fd())),
-	})
+		Fancy:     o.fancy,
+		Width:     o.width,
+		Logger:    slog.New(slog.NewTextHandler(driverLog, nil)),
+	}
+	sc, err := newScenario(cfg)
 	if err != nil {
 		return err
 	}
 	if err := sc.run(ctx); err != nil {
 		return fmt.Errorf("%w (service logs in %s)", err, logDir)
 	}
-	say("\nthe demo reached every expected state in %s", time.Since(started).Round(100*time.Millisecond))
+	say("\nthe demo reached every expected state in %s:", time.Since(started).Round(100*time.Millisecond))
+	for _, state := range sc.reached {
+		say("  ✔ %s", state)
+	}
 	if !keep {
 		return nil
 	}
-	svcs.printInspection(out, kubeconfig, o.namespace, sc.appID)
+	return svcs.inspect(ctx, cfg, inspection{kubeconfig: kubeconfig, ctlConfig: ctlConfig, namespace: o.namespace, doneApp: sc.appID}, say)
+}
+
+// inspection is what the closing commands name.
+type inspection struct {
+	kubeconfig, ctlConfig, namespace, doneApp, liveApp string
+}
+
+// inspect leaves a small application running, so that there is something
+// live to look at, prints the endpoints and commands, and waits for Ctrl-C.
+func (s *services) inspect(ctx context.Context, cfg scenarioConfig, in inspection, say func(string, ...any)) error {
+	out := cfg.Out
+	cfg.Executors = 30
+	cfg.Out = io.Discard
+	live, err := newScenario(cfg)
+	if err != nil {
+		return err
+	}
+	in.liveApp = live.appID
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return live.keepRunning(gctx, 8, 4) })
+	g.Go(func() error {
+		if err := live.waitRegistered(gctx, "application running for inspection", 8, 4); err != nil {
+			return err
+		}
+		say("  ✔ application %s keeps 8 + 4 executors running for inspection", live.appID)
+		s.printInspection(out, in)
+		return nil
+	})
+	if err := g.Wait(); err != nil && ctx.Err() == nil {
+		return err
+	}
 	<-ctx.Done()
 	return nil
 }
@@ -146,16 +198,18 @@ func run(ctx context.Context, o options, out io.Writer) error {
 // services are the four sparkpods processes and client connections to them.
 type services struct {
 	procs []*launch.Service
+	names []string
 	conns serviceConns
 	raw   []*grpc.ClientConn
 }
 
-// serviceConns are the clients the scenario drives.
+// serviceConns are the connections the scenario and its simulated driver
+// use.
 type serviceConns struct {
-	scheduler sparkpodsv1.SchedulerServiceClient
-	snapshot  sparkpodsv1.SnapshotServiceClient
-	lifecycle sparkpodsv1.LifecycleServiceClient
-	pods      sparkpodsv1.PodServiceClient
+	allocator  *grpc.ClientConn
+	snapshot   *grpc.ClientConn
+	lifecycle  *grpc.ClientConn
+	podmanager sparkpodsv1.PodServiceClient
 }
 
 func startServices(ctx context.Context, logDir string, kubeArgs []string, say func(string, ...any)) (*services, error) {
@@ -167,11 +221,15 @@ func startServices(ctx context.Context, logDir string, kubeArgs []string, say fu
 			return nil, err
 		}
 		s.procs = append(s.procs, p)
+		s.names = append(s.names, name)
 		say("  %-10s serving on %s (pid %d, %s)", name, p.Addr(), p.PID(), time.Since(t).Round(10*time.Millisecond))
 		return p, nil
 	}
 	say("starting the sparkpods services…")
-	snapshot, err := start("snapshot")
+	// kwok removes a deleted Running pod at once, and Spark's snapshot keeps
+	// it Running until the next full re-list: re-list every 2s rather than
+	// Spark's 30s so that killed executors are seen gone quickly.
+	snapshot, err := start("snapshot", "--api-polling-interval", "2s", "--decommission-label", "spark-exec-decommissioning")
 	if err != nil {
 		return s, err
 	}
@@ -179,7 +237,9 @@ func startServices(ctx context.Context, logDir string, kubeArgs []string, say fu
 	if err != nil {
 		return s, err
 	}
-	allocator, err := start("allocator", "--snapshot-addr", snapshot.Addr(), "--podmanager-addr", podmanager.Addr())
+	// One replica: no leader election (a Lease left by an earlier run on a
+	// real cluster would otherwise hold it up).
+	allocator, err := start("allocator", "--snapshot-addr", snapshot.Addr(), "--podmanager-addr", podmanager.Addr(), "--leader-elect=false")
 	if err != nil {
 		return s, err
 	}
@@ -201,10 +261,10 @@ func startServices(ctx context.Context, logDir string, kubeArgs []string, say fu
 		}
 	}
 	s.conns = serviceConns{
-		scheduler: sparkpodsv1.NewSchedulerServiceClient(conns[0]),
-		snapshot:  sparkpodsv1.NewSnapshotServiceClient(conns[1]),
-		lifecycle: sparkpodsv1.NewLifecycleServiceClient(conns[2]),
-		pods:      sparkpodsv1.NewPodServiceClient(conns[3]),
+		allocator:  conns[0],
+		snapshot:   conns[1],
+		lifecycle:  conns[2],
+		podmanager: sparkpodsv1.NewPodServiceClient(conns[3]),
 	}
 	return s, nil
 }
@@ -223,23 +283,47 @@ func (s *services) stop(say func(string, ...any)) {
 	}
 }
 
-func (s *services) printInspection(out io.Writer, kubeconfig, namespace, appID string) {
-	fmt.Fprintln(out, "\nEverything is still running. Inspect it from another terminal:")
-	for _, p := range s.procs {
-		fmt.Fprintf(out, "  %-44s log: %s\n", p.Addr(), p.LogPath())
+// writeCtlConfig writes a sparkpodsctl endpoint config for the services.
+func (s *services) writeCtlConfig(path, namespace string) error {
+	cfg := sparkpodsctl.Config{
+		CurrentContext: "demo",
+		Contexts: []sparkpodsctl.Context{{
+			Name:       "demo",
+			Snapshot:   s.procs[0].Addr(),
+			Podmanager: s.procs[1].Addr(),
+			Allocator:  s.procs[2].Addr(),
+			Lifecycle:  s.procs[3].Addr(),
+			Namespace:  namespace,
+		}},
+	}
+	return cfg.Write(path)
+}
+
+func (s *services) printInspection(out io.Writer, in inspection) {
+	_, _ = fmt.Fprintln(out, "\nEverything is still running. Inspect it from another terminal (in this folder):")
+	for i, p := range s.procs {
+		_, _ = fmt.Fprintf(out, "  %-10s %-16s metrics http://%s/metrics  log %s\n", s.names[i], p.Addr(), p.MetricsAddr(), p.LogPath())
 	}
 	snapshot, allocator, lifecycle := s.procs[0].Addr(), s.procs[2].Addr(), s.procs[3].Addr()
-	fmt.Fprintf(out, `
-  export KUBECONFIG=%s
-  bin/kubectl get pods -n %s -l spark-role=executor
-  .local/tools/bin/grpcurl -plaintext %s list
-  .local/tools/bin/grpcurl -plaintext %s sparkpods.v1.SnapshotService/ListApplications
-  .local/tools/bin/grpcurl -plaintext -d '{"namespace":"%s","appId":"%s"}' %s sparkpods.v1.SnapshotService/GetSnapshot
-  .local/tools/bin/grpcurl -plaintext -d '{"namespace":"%s","appId":"%s"}' %s sparkpods.v1.SchedulerService/ListExecutors
-  .local/tools/bin/grpcurl -plaintext -d '{"namespace":"%s","appId":"%s"}' %s sparkpods.v1.LifecycleService/ListExecutorEvents
+	_, _ = fmt.Fprintf(out, `
+  export SPARKPODSCONFIG=%[1]s
+  bin/sparkpodsctl get apps
+  bin/sparkpodsctl get executors %[2]s
+  bin/sparkpodsctl explain %[2]s
+  bin/sparkpodsctl watch %[2]s
+  bin/sparkpodsctl scale %[2]s --executors 20 --wait
+  bin/sparkpodsctl get events %[3]s
+
+  .local/tools/bin/grpcurl -plaintext %[4]s list
+  .local/tools/bin/grpcurl -plaintext %[4]s sparkpods.v1.SnapshotService/ListApplications
+  .local/tools/bin/grpcurl -plaintext -d '{"namespace":"%[5]s","appId":"%[2]s"}' %[4]s sparkpods.v1.SnapshotService/GetSnapshot
+  .local/tools/bin/grpcurl -plaintext -d '{"namespace":"%[5]s","appId":"%[2]s"}' %[6]s sparkpods.v1.SchedulerService/GetApplication
+  .local/tools/bin/grpcurl -plaintext -d '{"namespace":"%[5]s","appId":"%[3]s"}' %[7]s sparkpods.v1.LifecycleService/ListExecutorEvents
+
+  KUBECONFIG=%[8]s bin/kubectl get pods -n %[5]s -l spark-role=executor
 
 Press Ctrl-C to stop everything.
-`, kubeconfig, namespace, snapshot, snapshot, namespace, appID, snapshot, namespace, appID, allocator, namespace, appID, lifecycle)
+`, in.ctlConfig, in.liveApp, in.doneApp, snapshot, in.namespace, allocator, lifecycle, in.kubeconfig)
 }
 
 var errPhase = errors.New("the application did not reach the expected state")

@@ -1,0 +1,321 @@
+package sparkpodsctl
+
+// The command tests run each sparkpodsctl command against the four services
+// as separate processes (bin/, built by `make build`) on the package's real
+// local control plane; `go test -short` skips them.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
+	"github.com/sparkpods/sparkpods/deploy/local/controlplane/controlplanetest"
+	"github.com/sparkpods/sparkpods/deploy/local/launch"
+	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
+)
+
+func TestMain(m *testing.M) { controlplanetest.Main(m, controlplane.Options{}) }
+
+// env is the services of one test and a config file naming them.
+type env struct {
+	t      *testing.T
+	ns     string
+	config string
+	pods   sparkpodsv1.PodServiceClient
+	snap   sparkpodsv1.SnapshotServiceClient
+}
+
+func startServices(t *testing.T) *env {
+	t.Helper()
+	cp := controlplanetest.ControlPlane(t)
+	ns := controlplanetest.Namespace(t)
+	logDir := filepath.Join(cp.Dir(), "services", t.Name())
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("service logs in %s", logDir)
+	start := func(name string, args ...string) *launch.Service {
+		s, err := launch.Start(context.Background(), launch.Config{
+			Name: name, LogDir: logDir, ReadyTimeout: 2 * time.Minute,
+			Args: append([]string{"--kubeconfig=" + cp.KubeconfigPath()}, args...),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Stop)
+		return s
+	}
+	snapshot := start("snapshot", "--namespaces="+ns, "--api-polling-interval=2s")
+	podman := start("podmanager")
+	allocator := start("allocator", "--snapshot-addr="+snapshot.Addr(), "--podmanager-addr="+podman.Addr(), "--leader-elect=false")
+	lifecycle := start("lifecycle", "--snapshot-addr="+snapshot.Addr(), "--podmanager-addr="+podman.Addr(), "--allocator-addr="+allocator.Addr())
+
+	e := &env{t: t, ns: ns, config: filepath.Join(t.TempDir(), "config")}
+	cfg := Config{CurrentContext: "test", Contexts: []Context{{
+		Name: "test", Snapshot: snapshot.Addr(), Allocator: allocator.Addr(),
+		Lifecycle: lifecycle.Addr(), Podmanager: podman.Addr(), Namespace: ns,
+	}}}
+	if err := cfg.Write(e.config); err != nil {
+		t.Fatal(err)
+	}
+	e.pods = sparkpodsv1.NewPodServiceClient(e.dial(podman.Addr()))
+	e.snap = sparkpodsv1.NewSnapshotServiceClient(e.dial(snapshot.Addr()))
+	return e
+}
+
+func (e *env) dial(addr string) *grpc.ClientConn {
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// ctl runs sparkpodsctl with the test's config.
+func (e *env) ctl(ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = Run(ctx, append([]string{"--config", e.config}, args...), Streams{Out: &out, ErrOut: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func (e *env) mustCtl(args ...string) string {
+	e.t.Helper()
+	code, out, errOut := e.ctl(context.Background(), args...)
+	if code != ExitOK {
+		e.t.Fatalf("sparkpodsctl %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// eventually retries the command until its output contains want.
+func (e *env) eventually(want string, args ...string) string {
+	e.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		_, out, errOut := e.ctl(context.Background(), args...)
+		if strings.Contains(out, want) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("sparkpodsctl %s never printed %q; last:\n%s%s", strings.Join(args, " "), want, out, errOut)
+		}
+		<-time.After(250 * time.Millisecond)
+	}
+}
+
+// registerApp creates a driver pod and registers an application running
+// three executors in profile 0 (spark.executor.instances) with sparkpodsctl's
+// config pointing at the services.
+func (e *env) registerApp(app string) {
+	e.t.Helper()
+	cp := controlplanetest.ControlPlane(e.t)
+	ctx := context.Background()
+	driver := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: app + "-driver", Labels: map[string]string{"spark-role": "driver", "spark-app-selector": app}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "spark-kubernetes-driver", Image: "apache/spark:4.0.0"}}},
+	}
+	if _, err := cp.Client().CoreV1().Pods(e.ns).Create(ctx, driver, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	cfg, err := LoadConfig(e.config, true)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	k, _ := cfg.Resolve("")
+	sched := sparkpodsv1.NewSchedulerServiceClient(e.dial(k.Allocator))
+	if _, err := sched.RegisterApplication(ctx, &sparkpodsv1.RegisterApplicationRequest{
+		Namespace: e.ns, AppId: app, DriverPodName: app + "-driver",
+		SparkConf: map[string]string{
+			"spark.kubernetes.container.image":                     "apache/spark:4.0.0",
+			"spark.driver.host":                                    app + "-driver-svc." + e.ns + ".svc",
+			"spark.executor.instances":                             "3",
+			"spark.kubernetes.executor.decommissionLabel":          "spark-exec-decommissioning",
+			"spark.kubernetes.dynamicAllocation.deleteGracePeriod": "1s",
+		},
+		ResourceProfiles: []*sparkpodsv1.ResourceProfile{{Id: 1, ExecutorCores: 2}},
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) runningIDs(app string) []int64 {
+	e.t.Helper()
+	resp, err := e.snap.GetSnapshot(context.Background(), &sparkpodsv1.GetSnapshotRequest{Namespace: e.ns, AppId: app})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var ids []int64
+	for _, x := range resp.GetSnapshot().GetExecutors() {
+		if x.GetState() == sparkpodsv1.ExecutorState_EXECUTOR_STATE_RUNNING {
+			ids = append(ids, x.GetExecutorId())
+		}
+	}
+	return ids
+}
+
+func TestCommandsAgainstTheServices(t *testing.T) {
+	e := startServices(t)
+	const app = "spark-ctl-test"
+	e.registerApp(app)
+
+	t.Run("get executors", func(t *testing.T) {
+		out := e.eventually("Running", "get", "executors", app)
+		if n := strings.Count(out, "Running"); n != 3 {
+			t.Fatalf("%d Running executors, want 3:\n%s", n, out)
+		}
+		if !strings.HasPrefix(out, "ID   STATE") || !strings.Contains(out, "kwok-node-") {
+			t.Fatalf("unexpected table:\n%s", out)
+		}
+		y := e.mustCtl("get", "executors", app, "-o", "yaml")
+		if !strings.Contains(y, "state: EXECUTOR_STATE_RUNNING") || !strings.Contains(y, "appId: "+app) {
+			t.Fatalf("yaml:\n%s", y)
+		}
+	})
+
+	t.Run("get apps", func(t *testing.T) {
+		out := e.mustCtl("get", "apps")
+		if !strings.Contains(out, e.ns) || !strings.Contains(out, app) {
+			t.Fatalf("table:\n%s", out)
+		}
+		var resp struct {
+			Applications []struct {
+				AppID  string `json:"appId"`
+				Counts struct {
+					Running int `json:"running"`
+				} `json:"counts"`
+			} `json:"applications"`
+		}
+		if err := json.Unmarshal([]byte(e.mustCtl("get", "apps", "-A", "-o", "json")), &resp); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, a := range resp.Applications {
+			found = found || a.AppID == app && a.Counts.Running == 3
+		}
+		if !found {
+			t.Fatalf("json lists %+v, want %s with 3 running", resp.Applications, app)
+		}
+	})
+
+	t.Run("explain", func(t *testing.T) {
+		out := e.mustCtl("explain", app)
+		if !strings.Contains(out, "PROFILE   TARGET") || !strings.Contains(out, "registered with the scheduler") {
+			t.Fatalf("explain:\n%s", out)
+		}
+	})
+
+	t.Run("scale and wait", func(t *testing.T) {
+		out := e.mustCtl("scale", app, "--profile", "1", "--executors", "2", "--wait", "--wait-timeout", "90s")
+		if !strings.Contains(out, "profile 1 runs 2 executors") {
+			t.Fatalf("scale:\n%s", out)
+		}
+		if got := len(e.runningIDs(app)); got != 5 {
+			t.Fatalf("%d executors running, want 3 + 2", got)
+		}
+	})
+
+	t.Run("watch", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		code, out, errOut := e.ctl(ctx, "watch", app)
+		if code != ExitOK || !strings.Contains(out, "REVISION") || !strings.Contains(out, app) {
+			t.Fatalf("watch: exit %d\n%s%s", code, out, errOut)
+		}
+	})
+
+	t.Run("events of a failed executor", func(t *testing.T) {
+		victim := e.runningIDs(app)[0]
+		if _, err := e.pods.LabelExecutorPods(context.Background(), &sparkpodsv1.LabelExecutorPodsRequest{
+			Namespace: e.ns, AppId: app, ExecutorIds: []int64{victim},
+			Annotations: map[string]string{controlplane.AnnotationExitCode: "137", controlplane.AnnotationExitReason: "OOMKilled"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("The executor with id %d exited with exit code 137(SIGKILL, possible container OOM).", victim)
+		out := e.eventually(want, "get", "events", app)
+		if !strings.Contains(out, "Removed") || !strings.Contains(out, "Failed") {
+			t.Fatalf("events:\n%s", out)
+		}
+		// --follow streams the recorded events, then waits for more.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		code, out, errOut := e.ctl(ctx, "events", app, "-f", "-o", "json")
+		if code != ExitOK || !strings.Contains(out, `"exitCode":137`) {
+			t.Fatalf("events -f: exit %d\n%s%s", code, out, errOut)
+		}
+	})
+
+	t.Run("kill and decommission", func(t *testing.T) {
+		ids := e.runningIDs(app)
+		out := e.mustCtl("kill", app, strconv.FormatInt(ids[0], 10))
+		if want := fmt.Sprintf("executor %d killed", ids[0]); !strings.Contains(out, want) {
+			t.Fatalf("kill printed %q, want %q", out, want)
+		}
+		out = e.mustCtl("decommission", app, strconv.FormatInt(ids[1], 10), "--grace", "1s")
+		if want := fmt.Sprintf("executor %d decommissioning", ids[1]); !strings.Contains(out, want) {
+			t.Fatalf("decommission printed %q, want %q", out, want)
+		}
+		code, _, errOut := e.ctl(context.Background(), "kill", app, "999999")
+		if code != ExitError || !strings.Contains(errOut, "does not know executor(s) 999999") {
+			t.Fatalf("kill of an unknown executor: exit %d, %q", code, errOut)
+		}
+	})
+
+	// The grpcurl commands `make run` prints and the README shows.
+	t.Run("grpcurl", func(t *testing.T) {
+		grpcurl, err := filepath.Abs("../../.local/tools/bin/grpcurl")
+		if err == nil {
+			_, err = os.Stat(grpcurl)
+		}
+		if err != nil {
+			t.Skip("grpcurl is not installed (make tools)")
+		}
+		cfg, err := LoadConfig(e.config, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _ := cfg.Resolve("")
+		req := fmt.Sprintf(`{"namespace":%q,"appId":%q}`, e.ns, app)
+		for _, tt := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"-plaintext", k.Snapshot, "list"}, "sparkpods.v1.SnapshotService"},
+			{[]string{"-plaintext", k.Snapshot, "sparkpods.v1.SnapshotService/ListApplications"}, `"appId": "` + app + `"`},
+			{[]string{"-plaintext", "-d", req, k.Snapshot, "sparkpods.v1.SnapshotService/GetSnapshot"}, `"state": "EXECUTOR_STATE_RUNNING"`},
+			{[]string{"-plaintext", "-d", req, k.Allocator, "sparkpods.v1.SchedulerService/GetApplication"}, `"driverPodName": "` + app + `-driver"`},
+			{[]string{"-plaintext", "-d", req, k.Lifecycle, "sparkpods.v1.LifecycleService/ListExecutorEvents"}, "{"},
+		} {
+			out, err := exec.Command(grpcurl, tt.args...).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), tt.want) {
+				t.Errorf("grpcurl %s: %v\n%s\nwant %q in it", strings.Join(tt.args, " "), err, out, tt.want)
+			}
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		code, _, errOut := e.ctl(context.Background(), "explain", "spark-unknown")
+		if code != ExitError || !strings.Contains(errOut, "Error from server (NotFound)") {
+			t.Fatalf("explain of an unknown app: exit %d, %q", code, errOut)
+		}
+		code, _, errOut = e.ctl(context.Background(), "get", "executors", "spark-unknown")
+		if code != ExitOK || !strings.Contains(errOut, "No executors of spark-unknown found") {
+			t.Fatalf("get executors of an unknown app: exit %d, %q", code, errOut)
+		}
+	})
+}
