@@ -283,7 +283,7 @@ func TestCommandsAgainstTheServices(t *testing.T) {
 			_, err = os.Stat(grpcurl)
 		}
 		if err != nil {
-			t.Skip("grpcurl is not installed (make tools)")
+			t.Fatalf("grpcurl is not installed: run `make tools` (%v)", err)
 		}
 		cfg, err := LoadConfig(e.config, true)
 		if err != nil {
@@ -304,6 +304,69 @@ func TestCommandsAgainstTheServices(t *testing.T) {
 			out, err := exec.Command(grpcurl, tt.args...).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), tt.want) {
 				t.Errorf("grpcurl %s: %v\n%s\nwant %q in it", strings.Join(tt.args, " "), err, out, tt.want)
+			}
+		}
+	})
+
+	// Every grpcurl line of the README's example block, run as written in a
+	// shell with the variables it asks the reader to set.
+	t.Run("README grpcurl", func(t *testing.T) {
+		grpcurl, err := filepath.Abs("../../.local/tools/bin/grpcurl")
+		if err == nil {
+			_, err = os.Stat(grpcurl)
+		}
+		if err != nil {
+			t.Fatalf("grpcurl is not installed: run `make tools` (%v)", err)
+		}
+		readme, err := os.ReadFile("../../README.md")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, line := range strings.Split(string(readme), "\n") {
+			if strings.HasPrefix(line, "grpcurl ") {
+				lines = append(lines, line)
+			}
+		}
+		if len(lines) < 6 {
+			t.Fatalf("found %d grpcurl lines in README.md, want the 6 of its example block", len(lines))
+		}
+		cfg, err := LoadConfig(e.config, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _ := cfg.Resolve("")
+		// What each RPC must print for the line to count as working.
+		wants := map[string]string{
+			" list":               "sparkpods.v1.SnapshotService",
+			"Health/Check":        `"status": "SERVING"`,
+			"/ListApplications":   `"appId": "` + app + `"`,
+			"/GetSnapshot":        `"state": "EXECUTOR_STATE_RUNNING"`,
+			"/ListExecutors":      `"profiles"`,
+			"/ListExecutorEvents": `"lastSequence"`,
+		}
+		for _, line := range lines {
+			cmd := exec.Command("bash", "-c", line)
+			cmd.Env = append(os.Environ(),
+				"PATH="+filepath.Dir(grpcurl)+string(os.PathListSeparator)+os.Getenv("PATH"),
+				"SNAPSHOT="+k.Snapshot, "ALLOCATOR="+k.Allocator, "LIFECYCLE="+k.Lifecycle,
+				"NS="+e.ns, "APP="+app)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: %v\n%s", line, err, out)
+				continue
+			}
+			matched := false
+			for suffix, want := range wants {
+				if strings.Contains(line, suffix) {
+					matched = true
+					if !strings.Contains(string(out), want) {
+						t.Errorf("%s printed:\n%s\nwant %q in it", line, out, want)
+					}
+				}
+			}
+			if !matched {
+				t.Errorf("%s: no expectation for this README line; add one", line)
 			}
 		}
 	})

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sparkpods/sparkpods/clients/snapshotwatcher"
@@ -126,7 +128,10 @@ is the scheduler's job.`,
 			}
 			for {
 				err := o.followEvents(cmd.Context(), client, args[0], &after, t)
-				if cmd.Context().Err() != nil {
+				// A watch has no --timeout, so DeadlineExceeded can only be the
+				// caller's own deadline, which the server may report a moment
+				// before the local context notices it.
+				if cmd.Context().Err() != nil || status.Code(err) == codes.DeadlineExceeded {
 					return nil // interrupted
 				}
 				if err != nil {
