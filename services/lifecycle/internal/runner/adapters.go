@@ -52,6 +52,17 @@ func (s schedulerClient) Registered(ctx context.Context, app eventstore.AppKey) 
 	return out, nil
 }
 
+func (s schedulerClient) FailedPodCreations(ctx context.Context, app eventstore.AppKey) (int64, error) {
+	resp, err := s.c.ListExecutors(ctx, &sparkpodsv1.ListExecutorsRequest{Namespace: app.Namespace, AppId: app.AppID})
+	if status.Code(err) == codes.NotFound {
+		return 0, ErrNotManaged
+	}
+	if err != nil {
+		return 0, fmt.Errorf("list executors of %s: %w", app, err)
+	}
+	return resp.GetFailedPodCreations(), nil
+}
+
 // PodClient is Pods over the pod manager's gRPC API.
 func PodClient(c sparkpodsv1.PodServiceClient) Pods { return podClient{c} }
 

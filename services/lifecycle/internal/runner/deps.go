@@ -31,6 +31,11 @@ type Scheduler interface {
 	// Registered returns the executors registered with the scheduler and
 	// when each registered, or ErrNotManaged.
 	Registered(ctx context.Context, app eventstore.AppKey) (map[int64]time.Time, error)
+	// FailedPodCreations returns how many executor pod creations failed
+	// since the allocator took the application over (a counter that only
+	// grows, except that it restarts from 0 with the allocator), or
+	// ErrNotManaged.
+	FailedPodCreations(ctx context.Context, app eventstore.AppKey) (int64, error)
 }
 
 // Pods carries out the pod writes of a round, through the pod manager.

@@ -39,9 +39,21 @@ func (f feed) Run(ctx context.Context, fn func(context.Context, snapshotwatcher.
 	}
 }
 
-// scheduler knows the applications in apps.
+// scheduler knows the applications in apps; creationFailures, when set, is
+// the allocator's failed-pod-creation counter.
 type scheduler struct {
-	apps map[eventstore.AppKey]map[string]string
+	apps             map[eventstore.AppKey]map[string]string
+	creationFailures *atomic.Int64
+}
+
+func (s scheduler) FailedPodCreations(_ context.Context, key eventstore.AppKey) (int64, error) {
+	if _, ok := s.apps[key]; !ok {
+		return 0, ErrNotManaged
+	}
+	if s.creationFailures == nil {
+		return 0, nil
+	}
+	return s.creationFailures.Load(), nil
 }
 
 func (s scheduler) Application(_ context.Context, key eventstore.AppKey) (*sparkpodsv1.Application, error) {
@@ -242,6 +254,50 @@ func TestExecutorsOfUnmanagedApplicationsAreLeftAlone(t *testing.T) {
 	}
 	if evs := f.store.Read(app, 0, 0).Events; len(evs) > 0 {
 		t.Fatalf("recorded %v for an unmanaged application", evs)
+	}
+}
+
+// TestFailedPodCreationsCountTowardsTheFailureLimit checks Spark 4.2's rule
+// that pod creations that fail count as executor failures: with
+// spark.executor.maxNumFailures=10, two failed executors and five failed
+// creations stay within the limit, and when the allocator's counter restarts
+// (an allocator restart) its new failures are counted, passing it.
+func TestFailedPodCreationsCountTowardsTheFailureLimit(t *testing.T) {
+	var creations atomic.Int64
+	f := start(t, scheduler{
+		apps:             map[eventstore.AppKey]map[string]string{app: {"spark.executor.maxNumFailures": "10"}},
+		creationFailures: &creations,
+	})
+	f.send(failed(1, 1), failed(2, 1))
+	f.tickUntil(t, func() string {
+		if n := len(f.store.Read(app, 0, 0).Events); n < 2 {
+			return fmt.Sprintf("%d events, want the 2 removals", n)
+		}
+		return ""
+	})
+	limit := func() *sparkpodsv1.ExecutorEvent {
+		for _, ev := range f.store.Read(app, 0, 0).Events {
+			if ev.GetType() == sparkpodsv1.ExecutorEventType_EXECUTOR_EVENT_TYPE_FAILURE_LIMIT_EXCEEDED {
+				return ev
+			}
+		}
+		return nil
+	}
+	creations.Store(5)
+	f.rounds(t, 12) // well past the poll interval: the worker has read 5
+	if ev := limit(); ev != nil {
+		t.Fatalf("limit reported at %d failures; 7 is within the limit of 10", ev.GetFailedExecutors())
+	}
+	creations.Store(4) // the allocator restarted: 4 new failures since
+	f.tickUntil(t, func() string {
+		if limit() == nil {
+			return "no FAILURE_LIMIT_EXCEEDED event"
+		}
+		return ""
+	})
+	// 2 executors + 5 creations + 4 after the restart.
+	if ev := limit(); ev.GetFailedExecutors() != 11 || ev.GetMaxFailures() != 10 {
+		t.Fatalf("limit event counts %d failures of max %d, want 11 of 10", ev.GetFailedExecutors(), ev.GetMaxFailures())
 	}
 }
 

@@ -28,6 +28,16 @@ type worker struct {
 	// pending are the snapshots since the last round, oldest first: the
 	// round's batch.
 	pending []*sparkpodsv1.ExecutorSnapshot
+
+	// The allocator's failed-pod-creation counter as last read, for
+	// countCreationFailures; used only by the worker's own goroutine.
+	creationFailures int64
+	lastCreationPoll time.Time
+	creationPolled   bool
+	// creationBaseline makes the first reading a baseline instead of new
+	// failures: set when the reconcile state was restored, whose failure
+	// times already hold what was counted before a restart.
+	creationBaseline bool
 }
 
 func newWorker(r *Runner, key eventstore.AppKey) *worker {
@@ -88,6 +98,7 @@ func (w *worker) run(ctx context.Context) bool {
 	}
 	if state, ok := w.r.conf.Store.State(w.key); ok {
 		mgr.Restore(state)
+		w.creationBaseline = true
 		w.logger.InfoContext(ctx, "restored reconcile state", "removed", len(state.RemovedMs), "failures", len(state.FailureTimesMs), "limitReported", state.LimitReported)
 	}
 	owner := w.owner(ctx, app)
@@ -177,6 +188,7 @@ func (w *worker) round(ctx context.Context, mgr *reconcile.Manager, owner *metav
 			return nil
 		}
 	}
+	w.countCreationFailures(ctx, mgr)
 	m.rounds.Inc()
 	actions := mgr.OnNewSnapshots(batch, registered)
 	if actions.Empty() {
@@ -225,6 +237,53 @@ func (w *worker) round(ctx context.Context, mgr *reconcile.Manager, owner *metav
 		}
 	}
 	return nil
+}
+
+// creationFailurePollInterval is how often a worker asks the allocator for
+// its failed pod creations: often enough for the failure limit, rarely
+// enough that many applications do not load the allocator.
+const creationFailurePollInterval = 5 * time.Second
+
+// countCreationFailures registers the allocator's failed pod creations as
+// executor failures, as Spark 4.2's allocator does with the lifecycle
+// manager's failure tracker. The allocator's counter restarts from 0 when the
+// allocator does, so a smaller value counts as new failures since then; the
+// first reading after this worker starts is a baseline, because failures
+// from before were counted (and recorded in the reconcile state) already or
+// predate this application's failure window. A worker for an application
+// with no restored state counts from 0, so an image that cannot be pulled
+// from the first batch on is counted.
+func (w *worker) countCreationFailures(ctx context.Context, mgr *reconcile.Manager) {
+	now := w.r.conf.Clock.Now()
+	if w.creationPolled && now.Sub(w.lastCreationPoll) < creationFailurePollInterval {
+		return
+	}
+	callCtx, cancel := context.WithTimeout(ctx, w.r.conf.CallTimeout)
+	n, err := w.r.conf.Scheduler.FailedPodCreations(callCtx, w.key)
+	cancel()
+	if err != nil {
+		w.logger.DebugContext(ctx, "cannot read failed pod creations; trying again next round", "err", err)
+		return
+	}
+	w.lastCreationPoll = now
+	if !w.creationPolled {
+		w.creationPolled = true
+		if w.creationBaseline {
+			w.creationFailures = n
+			return
+		}
+	}
+	fresh := n - w.creationFailures
+	if n < w.creationFailures {
+		fresh = n // the allocator restarted and counts from 0 again
+	}
+	w.creationFailures = n
+	for range fresh {
+		mgr.RegisterExecutorFailure()
+	}
+	if fresh > 0 {
+		w.logger.InfoContext(ctx, "pod creations failed; counted as executor failures", "new", fresh, "failures", mgr.NumFailedExecutors())
+	}
 }
 
 func eventType(ev *sparkpodsv1.ExecutorEvent) string {

@@ -1098,8 +1098,9 @@ type ListExecutorsResponse struct {
 	// The executors counted by state.
 	Counts *ExecutorCounts `protobuf:"bytes,6,opt,name=counts,proto3" json:"counts,omitempty"`
 	// Executor pod creations that failed since this allocator process took
-	// the application over (Spark 4.2 counts them as executor failures
-	// towards `spark.executor.maxNumFailures`).
+	// the application over. The lifecycle service counts each increase (and,
+	// after an allocator restart, the new count) as executor failures towards
+	// `spark.executor.maxNumFailures`, as Spark 4.2 does.
 	FailedPodCreations int64 `protobuf:"varint,7,opt,name=failed_pod_creations,json=failedPodCreations,proto3" json:"failed_pod_creations,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
