@@ -199,13 +199,26 @@ IMAGES         := $(BIN)/images
 
 # ko builds each service's static binary onto a base image made locally by deploy/images/kobase
 # (no layers, user 65532) and named by digest, so nothing is pulled and no Docker daemon is
-# needed. The tarballs load with `docker load` / `ctr import`, or push with `crane push`.
+# needed. Each image goes to an OCI image layout, which deploy/images/ocitar packs into an OCI
+# image-layout tarball naming it $(KO_DOCKER_REPO)/sparkpods-<service>:latest; load it with
+# `ctr image import`, `podman load`, `skopeo copy oci-archive:…` or push it with `crane push`.
+# `cd deploy/images && go test ./...` reads the tarballs back and checks them.
 .PHONY: images
-images: $(STAMPS)/ko@$(KO_VERSION) ## One image per service with ko, offline: tarballs in bin/images/.
+images: $(STAMPS)/ko@$(KO_VERSION) ## One image per service with ko, offline: OCI tarballs in bin/images/.
 	@mkdir -p $(IMAGES)
 	export KOCACHE=$(LOCAL)/kocache; \
-	base=registry.invalid/sparkpods-base@$$(cd deploy/images && go run ./kobase); \
+	base=registry.invalid/sparkpods-base@$$(cd deploy/images && go run ./kobase) && \
+	(cd deploy/images && go build -o $(IMAGES)/.ocitar ./ocitar) && \
 	for s in snapshot podmanager allocator lifecycle; do \
+	  rm -rf $(IMAGES)/.layout-$$s && \
 	  KO_DEFAULTBASEIMAGE=$$base KO_DOCKER_REPO=$(KO_DOCKER_REPO) ko build --push=false -B \
-	    --platform=linux/amd64 --tarball=$(IMAGES)/sparkpods-$$s.tar ./services/$$s/cmd/sparkpods-$$s; \
-	done
+	    --platform=linux/amd64 --oci-layout-path=$(IMAGES)/.layout-$$s ./services/$$s/cmd/sparkpods-$$s && \
+	  $(IMAGES)/.ocitar $(IMAGES)/.layout-$$s $(KO_DOCKER_REPO)/sparkpods-$$s:latest \
+	    $(IMAGES)/sparkpods-$$s.oci.tar && \
+	  rm -rf $(IMAGES)/.layout-$$s || exit 1; \
+	done; \
+	rm -f $(IMAGES)/.ocitar
+
+.PHONY: test-images
+test-images: images ## Build the images and check each OCI tarball (layout, user, entrypoint).
+	cd deploy/images && SPARKPODS_IMAGES=$(IMAGES) go test -count=1 ./...

@@ -63,11 +63,14 @@ func kubectl(t *testing.T) string {
 }
 
 // build runs kubectl kustomize on base/ and decodes the result.
-func build(t *testing.T) manifests {
+func build(t *testing.T) manifests { t.Helper(); return buildDir(t, "base") }
+
+// buildDir runs kubectl kustomize on dir (base/ or an overlay) and decodes the result.
+func buildDir(t *testing.T, dir string) manifests {
 	t.Helper()
-	out, err := exec.Command(kubectl(t), "kustomize", "base").Output()
+	out, err := exec.Command(kubectl(t), "kustomize", dir).Output()
 	if err != nil {
-		t.Fatalf("kubectl kustomize base: %v\n%s", err, stderrOf(err))
+		t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, stderrOf(err))
 	}
 	m := manifests{yaml: out}
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)

@@ -71,29 +71,7 @@ func (a access) String() string {
 // authenticated ServiceAccount may do anyway (asked for an unbound ServiceAccount).
 func TestRBAC(t *testing.T) {
 	applied(t)
-	cp := controlplanetest.ControlPlane(t)
-	lists, err := cp.Client().Discovery().ServerPreferredResources()
-	if err != nil {
-		t.Fatalf("discovery: %v", err)
-	}
-	var questions []access
-	for _, list := range lists {
-		gv, err := schema.ParseGroupVersion(list.GroupVersion)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range list.APIResources {
-			namespaces := []string{""}
-			if r.Namespaced {
-				namespaces = []string{namespace, otherNamespace, ""}
-			}
-			for _, verb := range r.Verbs {
-				for _, ns := range namespaces {
-					questions = append(questions, access{schema.GroupResource{Group: gv.Group, Resource: r.Name}, verb, ns})
-				}
-			}
-		}
-	}
+	questions := everyQuestion(t, namespace, otherNamespace)
 	t.Logf("%d questions per ServiceAccount", len(questions))
 
 	baseline := allowedTo(t, "sparkpods-nobody", questions)
@@ -119,6 +97,35 @@ func TestRBAC(t *testing.T) {
 	}
 }
 
+// everyQuestion is every verb on every resource the API server has (subresources included), in
+// each of namespaces and across all namespaces, or cluster-wide.
+func everyQuestion(t *testing.T, namespaces ...string) []access {
+	t.Helper()
+	lists, err := controlplanetest.ControlPlane(t).Client().Discovery().ServerPreferredResources()
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	var questions []access
+	for _, list := range lists {
+		gv, err := schema.ParseGroupVersion(list.GroupVersion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range list.APIResources {
+			scopes := []string{""}
+			if r.Namespaced {
+				scopes = append(slices.Clone(namespaces), "")
+			}
+			for _, verb := range r.Verbs {
+				for _, ns := range scopes {
+					questions = append(questions, access{schema.GroupResource{Group: gv.Group, Resource: r.Name}, verb, ns})
+				}
+			}
+		}
+	}
+	return questions
+}
+
 func granted(grants []grant, q access) bool {
 	for _, g := range grants {
 		if g.group == q.gr.Group && g.resource == q.gr.Resource && slices.Contains(g.verbs, q.verb) &&
@@ -132,6 +139,12 @@ func granted(grants []grant, q access) bool {
 // allowedTo asks every question for the ServiceAccount sa in the services' namespace.
 func allowedTo(t *testing.T, sa string, questions []access) map[access]bool {
 	t.Helper()
+	return allowedIn(t, namespace, sa, questions)
+}
+
+// allowedIn asks every question for the ServiceAccount sa of the namespace saNamespace.
+func allowedIn(t *testing.T, saNamespace, sa string, questions []access) map[access]bool {
+	t.Helper()
 	cp := controlplanetest.ControlPlane(t)
 	reviews := cp.Client().AuthorizationV1().SubjectAccessReviews()
 	var mu sync.Mutex
@@ -142,8 +155,8 @@ func allowedTo(t *testing.T, sa string, questions []access) map[access]bool {
 		g.Go(func() error {
 			resource, sub, _ := strings.Cut(q.gr.Resource, "/")
 			r, err := reviews.Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-				User:   "system:serviceaccount:" + namespace + ":" + sa,
-				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+				User:   "system:serviceaccount:" + saNamespace + ":" + sa,
+				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + saNamespace, "system:authenticated"},
 				ResourceAttributes: &authorizationv1.ResourceAttributes{
 					Namespace: q.namespace, Verb: q.verb, Group: q.gr.Group, Resource: resource, Subresource: sub,
 				},

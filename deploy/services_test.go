@@ -25,7 +25,9 @@ import (
 
 // deployed is the four services running as their ServiceAccounts.
 type deployed struct {
-	cp                                         *controlplane.ControlPlane
+	cp *controlplane.ControlPlane
+	// ns is the namespace of the ServiceAccounts.
+	ns                                         string
 	snapshot, podmanager, allocator, lifecycle *launch.Service
 	logDir                                     string
 }
@@ -36,15 +38,24 @@ type deployed struct {
 func startAsServiceAccounts(t *testing.T) *deployed {
 	t.Helper()
 	applied(t)
+	// As in the Deployments: snapshot watches all namespaces; the allocator's Lease is in its
+	// own namespace (POD_NAMESPACE, from the downward API there).
+	return startServices(t, namespace, nil)
+}
+
+// startServices runs each service binary with a token of its ServiceAccount in ns, adding
+// flags[name] to the service's arguments, and gives the allocator POD_NAMESPACE=ns.
+func startServices(t *testing.T, ns string, flags map[string][]string) *deployed {
+	t.Helper()
 	cp := controlplanetest.ControlPlane(t)
-	d := &deployed{cp: cp, logDir: filepath.Join(cp.Dir(), "services", strings.ReplaceAll(t.Name(), "/", "_"))}
+	d := &deployed{cp: cp, ns: ns, logDir: filepath.Join(cp.Dir(), "services", strings.ReplaceAll(t.Name(), "/", "_"))}
 	if err := os.MkdirAll(d.logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("service logs in %s", d.logDir)
 	start := func(name string, env []string, args ...string) *launch.Service {
 		t.Helper()
-		args = append([]string{"--kubeconfig=" + d.kubeconfigFor(t, name)}, args...)
+		args = append(append([]string{"--kubeconfig=" + d.kubeconfigFor(t, name)}, args...), flags[name]...)
 		s, err := launch.Start(context.Background(), launch.Config{
 			Name: name, LogDir: d.logDir, Args: args, Env: env, ReadyTimeout: 2 * time.Minute,
 		})
@@ -54,11 +65,9 @@ func startAsServiceAccounts(t *testing.T) *deployed {
 		t.Cleanup(s.Stop)
 		return s
 	}
-	// As in the Deployments: snapshot watches all namespaces; the allocator's Lease is in its
-	// own namespace (POD_NAMESPACE, from the downward API there).
 	d.snapshot = start("snapshot", nil, "--api-polling-interval=2s")
 	d.podmanager = start("podmanager", nil)
-	d.allocator = start("allocator", []string{"POD_NAMESPACE=" + namespace},
+	d.allocator = start("allocator", []string{"POD_NAMESPACE=" + ns},
 		"--snapshot-addr="+d.snapshot.Addr(), "--podmanager-addr="+d.podmanager.Addr())
 	d.lifecycle = start("lifecycle", nil,
 		"--snapshot-addr="+d.snapshot.Addr(), "--podmanager-addr="+d.podmanager.Addr(),
@@ -69,7 +78,7 @@ func startAsServiceAccounts(t *testing.T) *deployed {
 // kubeconfigFor writes a kubeconfig that authenticates as the service's ServiceAccount.
 func (d *deployed) kubeconfigFor(t *testing.T, name string) string {
 	t.Helper()
-	tok, err := d.cp.Client().CoreV1().ServiceAccounts(namespace).CreateToken(context.Background(),
+	tok, err := d.cp.Client().CoreV1().ServiceAccounts(d.ns).CreateToken(context.Background(),
 		"sparkpods-"+name, &authenticationv1.TokenRequest{
 			Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
 		}, metav1.CreateOptions{})

@@ -1,4 +1,4 @@
-// Command kobase writes the base image for `make images`: a linux/amd64 image with no layers
+// Command kobase writes the base image for `make images`: a linux/amd64 OCI image with no layers
 // (like "scratch") that runs as the non-root user 65532, into an OCI image layout (default
 // $KOCACHE/img, ko's base-image cache), and prints its digest. ko consults that cache for a
 // base image named by digest, so KO_DEFAULTBASEIMAGE=<any-registry>/<name>@<digest> builds
@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 func main() {
@@ -29,7 +30,9 @@ func run() error {
 	if len(os.Args) > 1 {
 		dir = os.Args[1]
 	}
-	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{
+	// OCI media types, which ko keeps for the images it builds on this base.
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err := mutate.ConfigFile(base, &v1.ConfigFile{
 		Architecture: "amd64",
 		OS:           "linux",
 		RootFS:       v1.RootFS{Type: "layers"},

@@ -44,6 +44,9 @@ type Config struct {
 	// MaxSegmentBytes and MaxUnacknowledged bound the event store; 0 takes
 	// the store's defaults.
 	MaxSegmentBytes, MaxUnacknowledged int
+	// Namespaces are those whose applications the service manages (and whose
+	// recorded events it restores); empty means every namespace.
+	Namespaces []string
 }
 
 // App is the running service.
@@ -105,6 +108,7 @@ func New(cfg Config) (*App, error) {
 		Registerer:        cfg.Registry,
 		MaxSegmentBytes:   cfg.MaxSegmentBytes,
 		MaxUnacknowledged: cfg.MaxUnacknowledged,
+		Namespaces:        cfg.Namespaces,
 	})
 	if err != nil {
 		return nil, a.close(err)
@@ -119,14 +123,15 @@ func New(cfg Config) (*App, error) {
 		return nil, a.close(err)
 	}
 	a.runner, err = runner.New(runner.Config{
-		Snapshots: watcher,
-		Scheduler: scheduler,
-		Pods:      runner.PodClient(sparkpodsv1.NewPodServiceClient(podConn)),
-		Store:     a.store,
-		Owners:    runner.KubeOwners(kube),
-		Clock:     cfg.Clock,
-		Logger:    cfg.Logger.With("component", "runner"),
-		Metrics:   metrics,
+		Snapshots:  watcher,
+		Scheduler:  scheduler,
+		Pods:       runner.PodClient(sparkpodsv1.NewPodServiceClient(podConn)),
+		Store:      a.store,
+		Owners:     runner.KubeOwners(kube),
+		Clock:      cfg.Clock,
+		Logger:     cfg.Logger.With("component", "runner"),
+		Metrics:    metrics,
+		Namespaces: cfg.Namespaces,
 	})
 	if err != nil {
 		return nil, a.close(err)

@@ -21,6 +21,8 @@ type fakeConfigMaps struct {
 	// failNext, when set, is returned by the next write instead of writing.
 	failNext error
 	writes   int
+	// listed are the namespaces of every List, "" for all.
+	listed []string
 }
 
 var configMapsResource = schema.GroupResource{Resource: "configmaps"}
@@ -32,6 +34,7 @@ func newFakeConfigMaps() *fakeConfigMaps {
 func (f *fakeConfigMaps) List(_ context.Context, namespace, selector string) ([]corev1.ConfigMap, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.listed = append(f.listed, namespace)
 	sel, err := labels.Parse(selector)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
@@ -70,6 +71,9 @@ type Config struct {
 	// application; 0 means DefaultMaxUnacknowledged. See the package doc for
 	// what happens past it.
 	MaxUnacknowledged int
+	// Namespaces are those Load reads, one list each; empty reads all
+	// namespaces with one list.
+	Namespaces []string
 }
 
 // Store is the durable event log of every application. It is safe for
@@ -150,12 +154,21 @@ func (s *Store) lookup(key AppKey) (*appLog, bool) {
 	return a, ok
 }
 
-// Load reads every application's segments from the API server, replacing
-// what the store holds. Call it once, before anything else.
+// Load reads every application's segments in the configured namespaces
+// from the API server, replacing what the store holds. Call it once, before
+// anything else.
 func (s *Store) Load(ctx context.Context) error {
-	cms, err := s.conf.ConfigMaps.List(ctx, "", Selector)
-	if err != nil {
-		return fmt.Errorf("list event segments: %w", err)
+	namespaces := s.conf.Namespaces
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	var cms []corev1.ConfigMap
+	for _, ns := range namespaces {
+		list, err := s.conf.ConfigMaps.List(ctx, ns, Selector)
+		if err != nil {
+			return fmt.Errorf("list event segments: %w", err)
+		}
+		cms = append(cms, list...)
 	}
 	byApp := make(map[AppKey][]*segment)
 	for i := range cms {

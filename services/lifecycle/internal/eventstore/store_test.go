@@ -265,3 +265,38 @@ func TestSegmentNamesAreValidAndDistinct(t *testing.T) {
 		t.Fatalf("invalid name %q", long)
 	}
 }
+
+// TestLoadReadsOnlyTheConfiguredNamespaces checks that a store limited to
+// some namespaces lists each of them, never all namespaces (which a
+// namespaced ServiceAccount may not do), and restores only their
+// applications.
+func TestLoadReadsOnlyTheConfiguredNamespaces(t *testing.T) {
+	cms := newFakeConfigMaps()
+	writer := newTestStore(t, cms, nil)
+	other := AppKey{Namespace: "spark-other", AppID: app.AppID}
+	appendOK(t, writer, reconcile.State{}, removed(1, 10))
+	if _, err := writer.Append(context.Background(), other, []*sparkpodsv1.ExecutorEvent{removed(1, 10)}, reconcile.State{}, nil); err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+
+	cms.listed = nil
+	s := newTestStore(t, cms, func(c *Config) { c.Namespaces = []string{app.Namespace, "spark-empty"} })
+	if diff := cmp.Diff([]string{app.Namespace, "spark-empty"}, cms.listed); diff != "" {
+		t.Fatalf("listed namespaces (-want +got):\n%s", diff)
+	}
+	if got := s.Read(app, 0, 0).Last; got != 1 {
+		t.Errorf("%s: last sequence %d after Load, want 1", app, got)
+	}
+	if _, ok := s.State(other); ok {
+		t.Errorf("%s, outside the namespaces, was restored", other)
+	}
+
+	cms.listed = nil
+	all := newTestStore(t, cms, nil)
+	if diff := cmp.Diff([]string{""}, cms.listed); diff != "" {
+		t.Fatalf("listed namespaces with none configured (-want +got):\n%s", diff)
+	}
+	if _, ok := all.State(other); !ok {
+		t.Errorf("%s not restored with no namespaces configured", other)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,6 +50,9 @@ type Config struct {
 	// CallTimeout bounds each call to another service or the API server; 0
 	// means 30 seconds.
 	CallTimeout time.Duration
+	// Namespaces are those whose applications the runner manages; empty
+	// means every namespace. Snapshots of applications elsewhere are ignored.
+	Namespaces []string
 }
 
 // Runner is the lifecycle service's engine. Run it once.
@@ -117,6 +121,9 @@ func (r *Runner) Run(ctx context.Context) error {
 // starting workers for applications seen for the first time.
 func (r *Runner) dispatch(ctx context.Context, g *errgroup.Group, u snapshotwatcher.Update) {
 	for _, snap := range u.Snapshots {
+		if len(r.conf.Namespaces) > 0 && !slices.Contains(r.conf.Namespaces, snap.GetNamespace()) {
+			continue
+		}
 		key := eventstore.AppKey{Namespace: snap.GetNamespace(), AppID: snap.GetAppId()}
 		if w := r.worker(ctx, g, key); w != nil {
 			w.push(snap)

@@ -130,13 +130,23 @@ type fixture struct {
 
 func start(t *testing.T, sched scheduler) *fixture {
 	t.Helper()
+	return startWith(t, sched, nil)
+}
+
+// startWith starts a runner whose Config edit changes.
+func startWith(t *testing.T, sched scheduler, edit func(*Config)) *fixture {
+	t.Helper()
 	clk := testingclock.NewFakeClock(time.UnixMilli(1_700_000_000_000))
 	es, err := eventstore.New(eventstore.Config{ConfigMaps: eventstore.KubeConfigMaps(fake.NewClientset()), Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{feed: make(feed), clock: clk, store: &flakyStore{Store: es}, pods: &pods{store: es}, metrics: NewMetrics()}
-	r, err := New(Config{Snapshots: f.feed, Scheduler: sched, Pods: f.pods, Store: f.store, Clock: clk, Metrics: f.metrics})
+	conf := Config{Snapshots: f.feed, Scheduler: sched, Pods: f.pods, Store: f.store, Clock: clk, Metrics: f.metrics}
+	if edit != nil {
+		edit(&conf)
+	}
+	r, err := New(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,6 +264,25 @@ func TestExecutorsOfUnmanagedApplicationsAreLeftAlone(t *testing.T) {
 	}
 	if evs := f.store.Read(app, 0, 0).Events; len(evs) > 0 {
 		t.Fatalf("recorded %v for an unmanaged application", evs)
+	}
+}
+
+func TestApplicationsOutsideTheNamespacesAreLeftAlone(t *testing.T) {
+	f := startWith(t, scheduler{apps: map[eventstore.AppKey]map[string]string{app: nil}},
+		func(c *Config) { c.Namespaces = []string{"spark-other"} })
+	f.send(failed(1, 137))
+	f.send(failed(1, 137)) // returns once the first update was dispatched
+	for range 5 {
+		f.clock.Step(time.Second)
+	}
+	if n := value(f.metrics.applications); n != 0 {
+		t.Fatalf("%v workers for an application outside the namespaces", n)
+	}
+	if deleted, _ := f.pods.deletions(); len(deleted) > 0 {
+		t.Fatalf("deleted %v of an application outside the namespaces", deleted)
+	}
+	if evs := f.store.Read(app, 0, 0).Events; len(evs) > 0 {
+		t.Fatalf("recorded %v for an application outside the namespaces", evs)
 	}
 }
 
