@@ -135,19 +135,9 @@ var (
 	DecommissionScript = String("spark.kubernetes.decommission.script", "/opt/decom.sh")
 )
 
-// Allocation and lifecycle settings other services read.
+// Executor lifecycle settings several services read. The allocator's own
+// keys are declared with its allocation algorithm.
 var (
-	// AllocationBatchSize is spark.kubernetes.allocation.batch.size (20 from
-	// Spark 4.2).
-	AllocationBatchSize = Int("spark.kubernetes.allocation.batch.size", 20).WithCheck(Positive[int])
-	// AllocationBatchDelay is spark.kubernetes.allocation.batch.delay.
-	AllocationBatchDelay = Duration("spark.kubernetes.allocation.batch.delay", time.Millisecond, time.Second).
-				WithCheck(func(d time.Duration) error {
-			if d < 100*time.Millisecond {
-				return errors.New("allocation batch delay must be at least 100ms")
-			}
-			return nil
-		})
 	// ExecutorDeleteOnTermination is
 	// spark.kubernetes.executor.deleteOnTermination.
 	ExecutorDeleteOnTermination = Bool("spark.kubernetes.executor.deleteOnTermination", true)

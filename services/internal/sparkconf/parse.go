@@ -41,7 +41,7 @@ var (
 // binary), a bare number meaning unit. Converting to a larger unit rounds
 // down ("1500k" is 1 MiB), as Spark does. Fractions are refused.
 func ParseBytes(s string, unit ByteUnit) (int64, error) {
-	lower := strings.TrimSpace(strings.ToLower(s))
+	lower := strings.ToLower(javaTrim(s))
 	m := wholeSizeRE.FindStringSubmatch(lower)
 	if m == nil {
 		if fractionSizeRE.MatchString(lower) {
@@ -82,10 +82,12 @@ var durationSuffixes = map[string]time.Duration{
 
 // ParseDuration reads a duration the way Spark's JavaUtils.timeStringAs does:
 // case-insensitive, a whole (possibly negative) number with an optional
-// suffix (us, ms, s, m or min, h, d), a bare number meaning unit.
+// suffix (us, ms, s, m or min, h, d), a bare number meaning unit. Like Spark,
+// which converts to the key's unit with TimeUnit.convert, the result is a
+// whole number of unit, truncated toward zero: "1500ms" for a key in seconds
+// is 1s, and "999us" for a key in milliseconds is 0.
 func ParseDuration(s string, unit time.Duration) (time.Duration, error) {
-	lower := strings.TrimSpace(strings.ToLower(s))
-	m := durationRE.FindStringSubmatch(lower)
+	m := durationRE.FindStringSubmatch(strings.ToLower(javaTrim(s)))
 	if m == nil {
 		return 0, errors.New("not a duration: want a whole number with an optional suffix us, ms, s, m, h or d, for example 30s")
 	}
@@ -93,23 +95,39 @@ func ParseDuration(s string, unit time.Duration) (time.Duration, error) {
 	if err != nil {
 		return 0, errors.New("duration out of range")
 	}
-	u := unit
+	from := unit
 	if m[2] != "" {
 		var ok bool
-		if u, ok = durationSuffixes[m[2]]; !ok {
+		if from, ok = durationSuffixes[m[2]]; !ok {
 			return 0, fmt.Errorf("unknown duration suffix %q: want us, ms, s, m, h or d", m[2])
 		}
 	}
-	if n > int64(math.MaxInt64/u) || n < int64(math.MinInt64/u) {
+	var count int64 // whole units
+	if from >= unit {
+		f := int64(from / unit)
+		if n > math.MaxInt64/f || n < math.MinInt64/f {
+			return 0, errors.New("duration out of range")
+		}
+		count = n * f
+	} else {
+		count = n / int64(unit/from)
+	}
+	if count > int64(math.MaxInt64/unit) || count < int64(math.MinInt64/unit) {
 		return 0, errors.New("duration out of range")
 	}
-	return time.Duration(n) * u, nil
+	return time.Duration(count) * unit, nil
+}
+
+// javaTrim trims what Java's String.trim, and so Spark, trims: every
+// character up to U+0020.
+func javaTrim(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool { return r <= ' ' })
 }
 
 // ParseBool reads a boolean the way Spark's booleanConf does: "true" or
 // "false" in any case, surrounding spaces ignored.
 func ParseBool(s string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
+	switch strings.ToLower(javaTrim(s)) {
 	case "true":
 		return true, nil
 	case "false":
@@ -120,7 +138,7 @@ func ParseBool(s string) (bool, error) {
 
 // ParseInt reads a 32-bit integer, like Spark's intConf.
 func ParseInt(s string) (int, error) {
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+	n, err := strconv.ParseInt(javaTrim(s), 10, 32)
 	if err != nil {
 		return 0, errors.New("want a whole number")
 	}
@@ -129,7 +147,7 @@ func ParseInt(s string) (int, error) {
 
 // ParseFloat reads a decimal number, like Spark's doubleConf.
 func ParseFloat(s string) (float64, error) {
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	f, err := strconv.ParseFloat(javaTrim(s), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, errors.New("want a decimal number")
 	}

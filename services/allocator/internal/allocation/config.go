@@ -3,10 +3,10 @@ package allocation
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/sparkpods/sparkpods/services/internal/sparkconf"
 )
 
 // Spark configuration keys the allocator reads.
@@ -134,140 +134,57 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// The allocator's keys as sparkconf entries: defaults from DefaultConfig,
+// bare numbers in the unit Spark's ConfigBuilder declares for each key.
+var (
+	d                   = DefaultConfig()
+	batchSize           = sparkconf.Int(KeyBatchSize, d.BatchSize)
+	batchDelay          = sparkconf.Duration(KeyBatchDelay, time.Millisecond, d.BatchDelay)
+	allocationMaximum   = sparkconf.Int(KeyAllocationMaximum, d.AllocationMaximum)
+	maxPendingPods      = sparkconf.Int(KeyMaxPendingPods, d.MaxPendingPods)
+	maxPendingPodsPerRp = sparkconf.Int(KeyMaxPendingPodsPerRp, d.MaxPendingPodsPerRp)
+	executorTimeout     = sparkconf.Duration(KeyExecutorTimeout, time.Millisecond, d.ExecutorTimeout)
+	executorIdleTimeout = sparkconf.Duration(KeyExecutorIdleTimeout, time.Second, d.ExecutorIdleTimeout)
+	deleteOnTermination = sparkconf.Bool(KeyDeleteOnTermination, d.DeleteOnTermination)
+)
+
 // ConfigFromSparkConf reads the allocator settings from an application's Spark
 // configuration. Unset keys take Spark 4.2's defaults and keys the allocator
-// does not read are ignored. Values are parsed as Spark parses them: integers
-// and booleans after trimming, durations with a unit suffix (us, ms, s, m,
-// min, h, d) or as a bare number in the key's own unit (milliseconds for the
-// batch delay and the executor timeout, seconds for the idle timeout),
-// truncated to that unit. Any error is a *ConfigError naming the key.
+// does not read are ignored. Values are parsed as Spark parses them (see
+// sparkconf); a value that does not parse is a *sparkconf.Error and one that
+// fails Spark's checks a *ConfigError, both naming the key.
 func ConfigFromSparkConf(conf map[string]string) (Config, error) {
-	c := DefaultConfig()
-	var err error
-	if c.BatchSize, err = intSetting(conf, KeyBatchSize, c.BatchSize); err != nil {
+	c := sparkconf.Conf(conf)
+	var (
+		cfg Config
+		err error
+	)
+	if cfg.BatchSize, err = batchSize.Get(c); err != nil {
 		return Config{}, err
 	}
-	if c.BatchDelay, err = timeSetting(conf, KeyBatchDelay, time.Millisecond, c.BatchDelay); err != nil {
+	if cfg.BatchDelay, err = batchDelay.Get(c); err != nil {
 		return Config{}, err
 	}
-	if c.AllocationMaximum, err = intSetting(conf, KeyAllocationMaximum, c.AllocationMaximum); err != nil {
+	if cfg.AllocationMaximum, err = allocationMaximum.Get(c); err != nil {
 		return Config{}, err
 	}
-	if c.MaxPendingPods, err = intSetting(conf, KeyMaxPendingPods, c.MaxPendingPods); err != nil {
+	if cfg.MaxPendingPods, err = maxPendingPods.Get(c); err != nil {
 		return Config{}, err
 	}
-	if c.MaxPendingPodsPerRp, err = intSetting(conf, KeyMaxPendingPodsPerRp, c.MaxPendingPodsPerRp); err != nil {
+	if cfg.MaxPendingPodsPerRp, err = maxPendingPodsPerRp.Get(c); err != nil {
 		return Config{}, err
 	}
-	if c.ExecutorTimeout, err = timeSetting(conf, KeyExecutorTimeout, time.Millisecond, c.ExecutorTimeout); err != nil {
+	if cfg.ExecutorTimeout, err = executorTimeout.Get(c); err != nil {
 		return Config{}, err
 	}
-	if c.ExecutorIdleTimeout, err = timeSetting(conf, KeyExecutorIdleTimeout, time.Second, c.ExecutorIdleTimeout); err != nil {
+	if cfg.ExecutorIdleTimeout, err = executorIdleTimeout.Get(c); err != nil {
 		return Config{}, err
 	}
-	if c.DeleteOnTermination, err = boolSetting(conf, KeyDeleteOnTermination, c.DeleteOnTermination); err != nil {
+	if cfg.DeleteOnTermination, err = deleteOnTermination.Get(c); err != nil {
 		return Config{}, err
 	}
-	if err := c.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
-	return c, nil
-}
-
-// javaTrim trims what Java's String.trim trims: every character up to U+0020.
-func javaTrim(s string) string {
-	return strings.TrimFunc(s, func(r rune) bool { return r <= ' ' })
-}
-
-func intSetting(conf map[string]string, key string, def int) (int, error) {
-	raw, ok := conf[key]
-	if !ok {
-		return def, nil
-	}
-	v, err := strconv.ParseInt(javaTrim(raw), 10, 32)
-	if err != nil {
-		return 0, &ConfigError{Key: key, Value: raw, msg: fmt.Sprintf("%s should be int, but was %s", key, raw)}
-	}
-	return int(v), nil
-}
-
-func boolSetting(conf map[string]string, key string, def bool) (bool, error) {
-	raw, ok := conf[key]
-	if !ok {
-		return def, nil
-	}
-	switch v := javaTrim(raw); {
-	case strings.EqualFold(v, "true"):
-		return true, nil
-	case strings.EqualFold(v, "false"):
-		return false, nil
-	}
-	return false, &ConfigError{Key: key, Value: raw, msg: fmt.Sprintf("%s should be boolean, but was %s", key, raw)}
-}
-
-// sparkTime is the form Spark's JavaUtils.timeStringAs accepts.
-var sparkTime = regexp.MustCompile(`^(-?[0-9]+)([a-z]+)?$`)
-
-// timeSuffixes are Spark's duration suffixes.
-var timeSuffixes = map[string]time.Duration{
-	"us":  time.Microsecond,
-	"ms":  time.Millisecond,
-	"s":   time.Second,
-	"m":   time.Minute,
-	"min": time.Minute,
-	"h":   time.Hour,
-	"d":   24 * time.Hour,
-}
-
-// timeSetting parses a Spark duration into a count of unit (the key's unit in
-// Spark's ConfigBuilder), truncating as Java's TimeUnit.convert does, and
-// returns it as a time.Duration.
-func timeSetting(conf map[string]string, key string, unit, def time.Duration) (time.Duration, error) {
-	raw, ok := conf[key]
-	if !ok {
-		return def, nil
-	}
-	bad := func(why string) error {
-		return &ConfigError{Key: key, Value: raw, msg: fmt.Sprintf(
-			"%s should be a time such as 50s, 100ms or 250us (suffixes us, ms, s, m or min, h, d; a bare number is in %s), but was %s: %s",
-			key, unitName(unit), raw, why)}
-	}
-	m := sparkTime.FindStringSubmatch(strings.ToLower(javaTrim(raw)))
-	if m == nil {
-		return 0, bad("not a whole number with an optional suffix")
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil {
-		return 0, bad("number out of range")
-	}
-	from := unit
-	if m[2] != "" {
-		var ok bool
-		if from, ok = timeSuffixes[m[2]]; !ok {
-			return 0, bad(fmt.Sprintf("unknown suffix %q", m[2]))
-		}
-	}
-	// Convert to a whole count of unit first, truncating toward zero, so that
-	// "1500ms" for a key in seconds is 1s as in Spark.
-	var count int64
-	if from >= unit {
-		f := int64(from / unit)
-		if n > math.MaxInt64/f || n < math.MinInt64/f {
-			return 0, bad("too large")
-		}
-		count = n * f
-	} else {
-		count = n / int64(unit/from)
-	}
-	if count > int64(math.MaxInt64/unit) || count < int64(math.MinInt64/unit) {
-		return 0, bad("too large")
-	}
-	return time.Duration(count) * unit, nil
-}
-
-func unitName(unit time.Duration) string {
-	if unit == time.Second {
-		return "seconds"
-	}
-	return "milliseconds"
+	return cfg, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sparkpods/sparkpods/services/allocator/internal/allocation"
+	"github.com/sparkpods/sparkpods/services/internal/sparkconf"
 )
 
 func TestConfigDefaultsAreSpark42s(t *testing.T) {
@@ -101,15 +102,15 @@ func TestConfigFromSparkConfRejectsBadValuesNamingTheKey(t *testing.T) {
 			"Allocation batch delay must be greater than 0.1s."},
 		{"batch delay truncated to 0ms", map[string]string{allocation.KeyBatchDelay: "999us"}, allocation.KeyBatchDelay,
 			"'0' in spark.kubernetes.allocation.batch.delay is invalid."},
-		{"batch delay fraction", map[string]string{allocation.KeyBatchDelay: "1.5s"}, allocation.KeyBatchDelay, "should be a time"},
-		{"batch delay unknown suffix", map[string]string{allocation.KeyBatchDelay: "1sec"}, allocation.KeyBatchDelay, `unknown suffix "sec"`},
-		{"batch delay empty", map[string]string{allocation.KeyBatchDelay: ""}, allocation.KeyBatchDelay, "should be a time"},
-		{"batch delay too large", map[string]string{allocation.KeyBatchDelay: "9223372036854775807d"}, allocation.KeyBatchDelay, "too large"},
+		{"batch delay fraction", map[string]string{allocation.KeyBatchDelay: "1.5s"}, allocation.KeyBatchDelay, "not a duration"},
+		{"batch delay unknown suffix", map[string]string{allocation.KeyBatchDelay: "1sec"}, allocation.KeyBatchDelay, `unknown duration suffix "sec"`},
+		{"batch delay empty", map[string]string{allocation.KeyBatchDelay: ""}, allocation.KeyBatchDelay, "not a duration"},
+		{"batch delay too large", map[string]string{allocation.KeyBatchDelay: "9223372036854775807d"}, allocation.KeyBatchDelay, "duration out of range"},
 		{"batch size zero", map[string]string{allocation.KeyBatchSize: "0"}, allocation.KeyBatchSize,
 			"'0' in spark.kubernetes.allocation.batch.size is invalid. Allocation batch size should be a positive integer"},
 		{"batch size not a number", map[string]string{allocation.KeyBatchSize: "ten"}, allocation.KeyBatchSize,
-			"spark.kubernetes.allocation.batch.size should be int, but was ten"},
-		{"batch size beyond int", map[string]string{allocation.KeyBatchSize: "2147483648"}, allocation.KeyBatchSize, "should be int"},
+			`spark.kubernetes.allocation.batch.size="ten": want a whole number`},
+		{"batch size beyond int", map[string]string{allocation.KeyBatchSize: "2147483648"}, allocation.KeyBatchSize, "want a whole number"},
 		{"maximum zero", map[string]string{allocation.KeyAllocationMaximum: "0"}, allocation.KeyAllocationMaximum,
 			"Allocation maximum should be a positive integer"},
 		{"max pending pods negative", map[string]string{allocation.KeyMaxPendingPods: "-1"}, allocation.KeyMaxPendingPods,
@@ -122,17 +123,33 @@ func TestConfigFromSparkConfRejectsBadValuesNamingTheKey(t *testing.T) {
 		{"idle timeout negative", map[string]string{allocation.KeyExecutorIdleTimeout: "-1"}, allocation.KeyExecutorIdleTimeout,
 			"'-1' in spark.dynamicAllocation.executorIdleTimeout is invalid. Timeout must be >= 0."},
 		{"delete on termination not a boolean", map[string]string{allocation.KeyDeleteOnTermination: "yes"}, allocation.KeyDeleteOnTermination,
-			"spark.kubernetes.executor.deleteOnTermination should be boolean, but was yes"},
+			`spark.kubernetes.executor.deleteOnTermination="yes": want true or false`},
+	}
+	unparsable := map[string]bool{
+		"batch delay fraction": true, "batch delay unknown suffix": true, "batch delay empty": true,
+		"batch delay too large": true, "batch size not a number": true, "batch size beyond int": true,
+		"delete on termination not a boolean": true,
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := allocation.ConfigFromSparkConf(tt.conf)
-			var ce *allocation.ConfigError
-			if !errors.As(err, &ce) {
-				t.Fatalf("ConfigFromSparkConf(%v) = %v, want a *ConfigError", tt.conf, err)
+			// A value that does not parse is a *sparkconf.Error, one that
+			// fails Spark's checks a *ConfigError; both carry the key.
+			var (
+				ce  *allocation.ConfigError
+				pe  *sparkconf.Error
+				key string
+			)
+			switch {
+			case unparsable[tt.name] && errors.As(err, &pe):
+				key = pe.Key
+			case !unparsable[tt.name] && errors.As(err, &ce):
+				key = ce.Key
+			default:
+				t.Fatalf("ConfigFromSparkConf(%v) = %v (%T), want a *sparkconf.Error for a value that does not parse, else a *ConfigError", tt.conf, err, err)
 			}
-			if ce.Key != tt.key {
-				t.Errorf("error key = %q, want %q", ce.Key, tt.key)
+			if key != tt.key {
+				t.Errorf("error key = %q, want %q", key, tt.key)
 			}
 			if !strings.Contains(err.Error(), tt.message) {
 				t.Errorf("error = %q, want it to contain %q", err, tt.message)
