@@ -94,6 +94,29 @@ test: tools cluster-bins build ## Unit and integration tests (-race) on a real l
 test-short: ## Unit tests only; skips everything that needs the control plane.
 	go test -short -count=1 ./...
 
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Run every Go fuzz target for FUZZTIME each (default 10s); their committed corpora also run in make test.
+	@for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' services clients deploy | xargs -n1 dirname | sort -u); do \
+	  for target in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo ">> fuzz $$target in ./$$dir for $(FUZZTIME)"; \
+	    go test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) ./$$dir || exit 1; \
+	  done; \
+	done
+
+FAULTS ?= full
+
+.PHONY: test-faults
+test-faults: tools cluster-bins build ## The fault suite (SIGKILLs, API server restarts, compaction, quota, stuck clients); FAULTS=quick|full.
+	SPARKPODS_FAULTS=$(FAULTS) go test -count=1 -timeout 80m -v ./deploy/local/faults/
+
+SIZE ?= quick
+
+.PHONY: bench
+bench: tools cluster-bins build ## The performance report in .local/bench/report.md with plots; SIZE=quick|full.
+	go run ./deploy/local/bench --size $(SIZE) --out $(LOCAL)/bench
+
 ##@ Local control plane
 
 .PHONY: cluster-bins
