@@ -104,7 +104,9 @@ func apiserverArgs(k *pki, p ports) []string {
 
 // controllerManagerControllers are what executor pods rely on: ServiceAccounts and their
 // tokens, namespace deletion, ownerReference garbage collection (executors are owned by the
-// driver pod), kube-root-ca.crt and pod GC. node-lifecycle is left out on purpose, see above.
+// driver pod), kube-root-ca.crt and pod GC; and ResourceQuota usage, without which the quota
+// admission plugin refuses every pod in a namespace that has a quota (its usage stays
+// unknown). node-lifecycle is left out on purpose, see above.
 var controllerManagerControllers = []string{
 	"serviceaccount-controller",
 	"serviceaccount-token-controller",
@@ -112,6 +114,7 @@ var controllerManagerControllers = []string{
 	"garbage-collector-controller",
 	"root-ca-certificate-publisher-controller",
 	"pod-garbage-collector-controller",
+	"resourcequota-controller",
 }
 
 func controllerManagerArgs(k *pki, kubeconfig string, p ports) []string {

@@ -33,6 +33,9 @@ type ControlPlane struct {
 	config     *rest.Config
 	client     *kubernetes.Clientset
 	nodes      []string
+	// keys and ports are kept so that kube-apiserver can be started again with the same flags.
+	keys  *pki
+	ports ports
 
 	// died receives each child once it exits; buffered so reporting never blocks.
 	died chan *child
@@ -88,6 +91,7 @@ func (c *ControlPlane) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.keys, c.ports = keys, p
 
 	if err := c.run("etcd", etcdArgs(dataDir, p)); err != nil {
 		return err

@@ -6,6 +6,7 @@ package grpcserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,11 +25,14 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+
+	"github.com/sparkpods/sparkpods/services/internal/access"
 )
 
 // Config describes a Server. Name, Listen and Register are required.
@@ -50,8 +54,50 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful stop; streams still open after it
 	// are cut. Zero means 10 seconds.
 	ShutdownTimeout time.Duration
-	// MaxRecvMessageBytes bounds incoming messages; zero means 16 MiB.
+	// TLS, when set, is the server's TLS configuration; nil serves
+	// plaintext (development only).
+	TLS *tls.Config
+	// Guard authenticates and authorizes every call; nil lets every call
+	// through (only with plaintext development setups).
+	Guard *access.Guard
+	// Limits bound what one call and one client may take.
+	Limits Limits
+}
+
+// Limits bound the resources calls and clients may hold.
+type Limits struct {
+	// MaxRecvMessageBytes bounds incoming messages; zero means 4 MiB.
 	MaxRecvMessageBytes int
+	// MaxSendMessageBytes bounds outgoing messages; zero means 16 MiB.
+	// Snapshot resets are sent in chunks well below it.
+	MaxSendMessageBytes int
+	// MaxUnaryDuration is the longest a unary call may run; a longer or
+	// missing client deadline is cut to it. Zero means 60 seconds.
+	MaxUnaryDuration time.Duration
+	// MaxStreamsPerClient bounds the streams one client (identity, or IP
+	// address without authentication) holds open; zero means 100.
+	MaxStreamsPerClient int
+	// MaxConcurrentStreams bounds the streams on one HTTP/2 connection;
+	// zero means 1000.
+	MaxConcurrentStreams uint32
+}
+
+func (l *Limits) defaults() {
+	if l.MaxRecvMessageBytes == 0 {
+		l.MaxRecvMessageBytes = 4 << 20
+	}
+	if l.MaxSendMessageBytes == 0 {
+		l.MaxSendMessageBytes = 16 << 20
+	}
+	if l.MaxUnaryDuration == 0 {
+		l.MaxUnaryDuration = 60 * time.Second
+	}
+	if l.MaxStreamsPerClient == 0 {
+		l.MaxStreamsPerClient = 100
+	}
+	if l.MaxConcurrentStreams == 0 {
+		l.MaxConcurrentStreams = 1000
+	}
 }
 
 // Server is a gRPC server and its metrics listener. Construct it with New and
@@ -66,6 +112,7 @@ type Server struct {
 	metrics         *http.Server
 	metricsListener net.Listener
 	shutdownTimeout time.Duration
+	tls             bool
 }
 
 // New validates cfg, opens the listeners (so Addr is known before Run) and
@@ -90,9 +137,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
-	if cfg.MaxRecvMessageBytes == 0 {
-		cfg.MaxRecvMessageBytes = 16 << 20
-	}
+	cfg.Limits.defaults()
 
 	serverMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 		grpcprom.WithHistogramBuckets([]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}),
@@ -123,25 +168,41 @@ func New(cfg Config) (*Server, error) {
 		}),
 	}
 
-	// Interceptor order: metrics outermost, then logging, recovery innermost
-	// so a panic is turned into an Internal status that is logged and counted.
-	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(
-			serverMetrics.UnaryServerInterceptor(),
-			logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
-			recovery.UnaryServerInterceptor(recoveryOpt),
-		),
-		grpc.ChainStreamInterceptor(
-			serverMetrics.StreamServerInterceptor(),
-			logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
-			recovery.StreamServerInterceptor(recoveryOpt),
-		),
-		grpc.MaxRecvMsgSize(cfg.MaxRecvMessageBytes),
+	// Interceptor order: metrics outermost, then logging, then recovery so a
+	// panic anywhere below is turned into an Internal status that is logged
+	// and counted; then access (refusals are logged and counted too), and
+	// the limits last, so a stream is charged to an authenticated identity.
+	unary := []grpc.UnaryServerInterceptor{
+		serverMetrics.UnaryServerInterceptor(),
+		logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
+		recovery.UnaryServerInterceptor(recoveryOpt),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		serverMetrics.StreamServerInterceptor(),
+		logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
+		recovery.StreamServerInterceptor(recoveryOpt),
+	}
+	if cfg.Guard != nil {
+		unary = append(unary, cfg.Guard.UnaryInterceptor())
+		stream = append(stream, cfg.Guard.StreamInterceptor())
+	}
+	unary = append(unary, unaryDeadline(cfg.Limits.MaxUnaryDuration))
+	stream = append(stream, newStreamLimiter(cfg.Limits.MaxStreamsPerClient).interceptor())
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+		grpc.MaxRecvMsgSize(cfg.Limits.MaxRecvMessageBytes),
+		grpc.MaxSendMsgSize(cfg.Limits.MaxSendMessageBytes),
+		grpc.MaxConcurrentStreams(cfg.Limits.MaxConcurrentStreams),
 		// Long-lived watch streams: let clients ping every 10s, and find dead
 		// peers within a minute.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 20 * time.Second}),
-	)
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	srv := grpc.NewServer(opts...)
 	cfg.Register(srv)
 	healthServer := health.NewServer()
 	healthServer.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -159,6 +220,7 @@ func New(cfg Config) (*Server, error) {
 		grpc:            srv,
 		health:          healthServer,
 		shutdownTimeout: cfg.ShutdownTimeout,
+		tls:             cfg.TLS != nil,
 	}
 	var err error
 	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -169,13 +231,25 @@ func New(cfg Config) (*Server, error) {
 			_ = s.listener.Close()
 			return nil, fmt.Errorf("grpcserver: metrics listen on %s: %w", cfg.MetricsListen, err)
 		}
-		s.metrics = &http.Server{Handler: metricsMux(cfg.Registry), ReadHeaderTimeout: 10 * time.Second}
+		s.metrics = &http.Server{Handler: s.httpMux(cfg.Registry), ReadHeaderTimeout: 10 * time.Second}
 	}
 	return s, nil
 }
 
-func metricsMux(registry *prometheus.Registry) *http.ServeMux {
+// httpMux serves /metrics, pprof, and the plain HTTP probes /healthz (the
+// process is alive) and /readyz (the gRPC health service says SERVING):
+// kubelet's gRPC probes cannot speak TLS, so deployments probe these.
+func (s *Server) httpMux(registry *prometheus.Registry) *http.ServeMux {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			http.Error(w, "not serving", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
 	mux.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -220,7 +294,7 @@ func (s *Server) SetServing(serving bool) {
 // finish before they are cut. It returns nil after a stop caused by ctx.
 func (s *Server) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	s.logger.Info("serving gRPC", "addr", s.Addr(), "metrics", s.MetricsAddr())
+	s.logger.Info("serving gRPC", "addr", s.Addr(), "metrics", s.MetricsAddr(), "tls", s.tls)
 	g.Go(func() error {
 		if err := s.grpc.Serve(s.listener); err != nil {
 			return fmt.Errorf("grpc serve: %w", err)
