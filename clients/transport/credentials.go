@@ -36,8 +36,13 @@ func (c *reloadingCredentials) ServerHandshake(conn net.Conn) (net.Conn, credent
 	return credentials.NewTLS(c.files.clientConfig(c.serverName)).ServerHandshake(conn)
 }
 
+// Info reports serverName as the server name: grpc-go takes it for the
+// authority, and its TLS handshake verifies the server against the
+// authority, not against tls.Config.ServerName.
 func (c *reloadingCredentials) Info() credentials.ProtocolInfo {
-	return credentials.NewTLS(nil).Info()
+	info := credentials.NewTLS(nil).Info()
+	info.ServerName = c.serverName //nolint:staticcheck // grpc-go still reads it for the authority.
+	return info
 }
 
 func (c *reloadingCredentials) Clone() credentials.TransportCredentials {

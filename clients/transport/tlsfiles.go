@@ -8,6 +8,7 @@
 package transport
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -34,7 +35,7 @@ type Files struct {
 }
 
 // reloader holds the current key pair and CA pool and reloads them when a
-// file's modification time or size changes. A reload that fails (a
+// file's content changes. A reload that fails (a
 // half-written file, say) keeps the previous material and is retried on the
 // next check, so a rotation never takes a working server down.
 type reloader struct {
@@ -49,9 +50,17 @@ type reloader struct {
 	lastError error
 }
 
-type fileStamp struct {
-	modTime time.Time
-	size    int64
+// fileStamp identifies a file's content by its hash: modification times
+// are too coarse (two writes within one kernel tick share one) and sizes of
+// same-kind keys and certificates are often equal.
+type fileStamp [sha256.Size]byte
+
+func stampOf(path string) (fileStamp, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return sha256.Sum256(data), nil
 }
 
 func newReloader(files Files, needCert bool) (*reloader, error) {
@@ -82,11 +91,11 @@ func (r *reloader) load() error {
 		if p == "" {
 			continue
 		}
-		st, err := os.Stat(p)
+		st, err := stampOf(p)
 		if err != nil {
 			return fmt.Errorf("transport: %w", err)
 		}
-		stamps[i] = fileStamp{modTime: st.ModTime(), size: st.Size()}
+		stamps[i] = st
 	}
 	var cert *tls.Certificate
 	if r.files.CertFile != "" {
@@ -123,8 +132,8 @@ func (r *reloader) current() (*tls.Certificate, *x509.CertPool) {
 		if p == "" {
 			continue
 		}
-		st, err := os.Stat(p)
-		if err != nil || st.ModTime() != r.stamps[i].modTime || st.Size() != r.stamps[i].size {
+		st, err := stampOf(p)
+		if err != nil || st != r.stamps[i] {
 			changed = true
 			break
 		}
@@ -145,6 +154,11 @@ func (f Files) ServerConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.serverConfig(), nil
+}
+
+// serverConfig is ServerConfig over r.
+func (r *reloader) serverConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
@@ -157,7 +171,7 @@ func (f Files) ServerConfig() (*tls.Config, error) {
 				NextProtos:   []string{"h2"},
 			}, nil
 		},
-	}, nil
+	}
 }
 
 // clientConfig is a TLS client configuration with the CA pool and key pair

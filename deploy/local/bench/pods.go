@@ -13,8 +13,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 )
 
 // Spark's labels, as podmanager writes them and the snapshot service reads
@@ -179,24 +180,31 @@ type podTimeline struct {
 	nRun    atomic.Int64
 }
 
-// followPods starts a watch of executor pods in ns and records into a new
-// timeline until ctx ends.
+// followPods starts an informer on the executor pods of ns and records into
+// a new timeline until ctx ends. An informer, not a bare watch: under load
+// the API server may close a watch whose consumer falls behind, and the
+// informer's reflector resumes it from the last resource version, so no pod
+// goes unseen. It returns once the initial list is in.
 func followPods(ctx context.Context, kube kubernetes.Interface, ns string) (*podTimeline, error) {
-	w, err := kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: executorSel})
-	if err != nil {
-		return nil, fmt.Errorf("watch pods in %s: %w", ns, err)
-	}
 	tl := &podTimeline{created: map[string]time.Time{}, running: map[string]time.Time{}}
-	go func() {
-		defer w.Stop()
-		for ev := range w.ResultChan() {
-			pod, ok := ev.Object.(*corev1.Pod)
-			if !ok || (ev.Type != watch.Added && ev.Type != watch.Modified) {
-				continue
-			}
+	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(ns),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = executorSel }))
+	inf := factory.Core().V1().Pods().Informer()
+	seen := func(obj any) {
+		if pod, ok := obj.(*corev1.Pod); ok {
 			tl.observe(pod, time.Now())
 		}
-	}()
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    seen,
+		UpdateFunc: func(_, obj any) { seen(obj) },
+	}); err != nil {
+		return nil, fmt.Errorf("follow pods in %s: %w", ns, err)
+	}
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return nil, fmt.Errorf("follow pods in %s: %w", ns, ctx.Err())
+	}
 	return tl, nil
 }
 

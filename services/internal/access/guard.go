@@ -34,7 +34,7 @@ type Config struct {
 	// server's own audience.
 	TokenAudiences []string
 	// Access checks RBAC; nil refuses every caller that is not trusted.
-	Access AccessReviewer
+	Access PermissionReviewer
 	// Registry receives the denial counter; nil registers nothing.
 	Registry prometheus.Registerer
 	// Logger receives one line per denial; nil uses slog.Default().
@@ -123,7 +123,9 @@ func (g *Guard) StreamInterceptor() grpc.StreamServerInterceptor {
 }
 
 // checkedStream carries the caller's identity in its context and, until
-// the first message is read, holds the authorization check.
+// the first message is read, holds the authorization check. A refusal
+// sticks: every later RecvMsg and SendMsg returns it too, so a handler
+// that reads again after an error never gets past the check.
 type checkedStream struct {
 	grpc.ServerStream
 	ctx      context.Context
@@ -131,11 +133,15 @@ type checkedStream struct {
 	method   string
 	identity Identity
 	checked  bool
+	denied   error
 }
 
 func (s *checkedStream) Context() context.Context { return s.ctx }
 
 func (s *checkedStream) RecvMsg(m any) error {
+	if s.denied != nil {
+		return s.denied
+	}
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
@@ -143,7 +149,15 @@ func (s *checkedStream) RecvMsg(m any) error {
 		return nil
 	}
 	s.checked = true
-	return s.guard.check(s.ctx, s.method, s.identity, m)
+	s.denied = s.guard.check(s.ctx, s.method, s.identity, m)
+	return s.denied
+}
+
+func (s *checkedStream) SendMsg(m any) error {
+	if s.denied != nil {
+		return s.denied
+	}
+	return s.ServerStream.SendMsg(m)
 }
 
 // authorize authenticates the caller and checks the method's rule against

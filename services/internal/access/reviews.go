@@ -21,9 +21,9 @@ type TokenReviewer interface {
 	Create(ctx context.Context, review *authenticationv1.TokenReview, opts metav1.CreateOptions) (*authenticationv1.TokenReview, error)
 }
 
-// AccessReviewer is the part of the Kubernetes client that checks RBAC
+// PermissionReviewer is the part of the Kubernetes client that checks RBAC
 // (kubernetes.Interface.AuthorizationV1().SubjectAccessReviews()).
-type AccessReviewer interface {
+type PermissionReviewer interface {
 	Create(ctx context.Context, review *authorizationv1.SubjectAccessReview, opts metav1.CreateOptions) (*authorizationv1.SubjectAccessReview, error)
 }
 
@@ -99,18 +99,25 @@ type accessResult struct {
 
 // accessCache checks RBAC with SubjectAccessReview and remembers answers.
 type accessCache struct {
-	reviewer AccessReviewer
+	reviewer PermissionReviewer
 	cache    *cache.LRUExpireCache
 }
 
-func newAccessCache(reviewer AccessReviewer, clk clock.Clock) *accessCache {
+func newAccessCache(reviewer PermissionReviewer, clk clock.Clock) *accessCache {
 	return &accessCache{reviewer: reviewer, cache: cache.NewLRUExpireCacheWithClock(reviewCacheSize, clk)}
 }
 
 func (c *accessCache) review(ctx context.Context, id Identity, req request) (accessResult, error) {
 	groups := slices.Clone(id.Groups)
 	slices.Sort(groups)
-	key := strings.Join([]string{id.Name, id.UID, strings.Join(groups, ","), req.verb, req.namespace, req.name}, "\x00")
+	// The extra user information is sent to the authorizer, which may
+	// decide on it (a webhook may), so it is part of the key too.
+	extraKeys := make([]string, 0, len(id.Extra))
+	for k, v := range id.Extra {
+		extraKeys = append(extraKeys, k+"="+strings.Join(v, ","))
+	}
+	slices.Sort(extraKeys)
+	key := strings.Join([]string{id.Name, id.UID, strings.Join(groups, ","), strings.Join(extraKeys, ";"), req.verb, req.namespace, req.name}, "\x00")
 	if v, ok := c.cache.Get(key); ok {
 		return v.(accessResult), nil
 	}

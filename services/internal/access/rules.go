@@ -43,9 +43,9 @@ type Rule struct {
 // Rules is the access rule of every method the sparkpods services serve.
 // A method missing here is refused: new RPCs are closed until given a rule.
 var Rules = map[string]Rule{
-	healthpb.Health_Check_FullMethodName: {Public: true},
-	healthpb.Health_Watch_FullMethodName: {Public: true},
-	healthpb.Health_List_FullMethodName:  {Public: true},
+	healthpb.Health_Check_FullMethodName:                             {Public: true},
+	healthpb.Health_Watch_FullMethodName:                             {Public: true},
+	healthpb.Health_List_FullMethodName:                              {Public: true},
 	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      {Authenticated: true},
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {Authenticated: true},
 

@@ -30,19 +30,28 @@ type Flags struct {
 	// LogFormat is --log-format: text or json.
 	LogFormat string
 	// Security are the --tls-*, --insecure, --trusted-callers and
-	// --token-audiences flags.
+	// --token-audiences flags, registered by BindSecurity.
 	Security SecurityConfig
 	// Limits are the --max-* flags.
 	Limits Limits
 }
 
-// Bind registers the flags on fs with the service's default ports and the
-// identities of the services that call it.
-func (f *Flags) Bind(fs *flag.FlagSet, defaultListen, defaultMetricsListen string, defaultTrusted ...string) {
+// Bind registers the flags on fs with the service's default ports.
+func (f *Flags) Bind(fs *flag.FlagSet, defaultListen, defaultMetricsListen string) {
 	fs.StringVar(&f.Listen, "listen", defaultListen, "gRPC listen address, host:port")
 	fs.StringVar(&f.MetricsListen, "metrics-listen", defaultMetricsListen, "Prometheus /metrics, /healthz, /readyz and /debug/pprof listen address, host:port; empty disables it")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "log-format", "text", "log format: text or json")
+	fs.IntVar(&f.Limits.MaxRecvMessageBytes, "max-recv-message-bytes", 4<<20, "largest request message accepted, bytes")
+	fs.DurationVar(&f.Limits.MaxUnaryDuration, "max-unary-duration", time.Minute, "longest a unary call may run; longer or missing client deadlines are cut to it")
+	fs.IntVar(&f.Limits.MaxStreamsPerClient, "max-streams-per-client", 100, "most streams one client (its identity, or its IP address when unauthenticated) may hold open")
+}
+
+// BindSecurity registers the transport-security and access flags on fs,
+// with the identities of the services that call this one. Services call it
+// once they serve with SecurityConfig.Build; until then they serve
+// plaintext and must not advertise flags that would do nothing.
+func (f *Flags) BindSecurity(fs *flag.FlagSet, defaultTrusted ...string) {
 	fs.StringVar(&f.Security.TLS.CertFile, "tls-cert-file", "", "PEM certificate this service serves and presents to the services it calls (reloaded on change)")
 	fs.StringVar(&f.Security.TLS.KeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file (reloaded on change)")
 	fs.StringVar(&f.Security.TLS.CAFile, "tls-ca-file", "", "PEM CA bundle that signs the sparkpods services' and operators' client certificates (reloaded on change)")
@@ -50,9 +59,6 @@ func (f *Flags) Bind(fs *flag.FlagSet, defaultListen, defaultMetricsListen strin
 	f.Security.Trusted = append([]string(nil), defaultTrusted...)
 	fs.Var((*stringList)(&f.Security.Trusted), "trusted-callers", "comma-separated identities (certificate common names or ServiceAccount user names) of the sparkpods services allowed to call this one without an RBAC check")
 	fs.Var((*stringList)(&f.Security.TokenAudiences), "token-audiences", "comma-separated audiences bearer tokens must carry (TokenReview); empty accepts the API server's own audience")
-	fs.IntVar(&f.Limits.MaxRecvMessageBytes, "max-recv-message-bytes", 4<<20, "largest request message accepted, bytes")
-	fs.DurationVar(&f.Limits.MaxUnaryDuration, "max-unary-duration", time.Minute, "longest a unary call may run; longer or missing client deadlines are cut to it")
-	fs.IntVar(&f.Limits.MaxStreamsPerClient, "max-streams-per-client", 100, "most streams one client (identity, or IP address with --insecure) may hold open")
 }
 
 // Logger builds the structured logger the flags describe, writing to stderr.

@@ -170,12 +170,15 @@ func New(cfg Config) (*Server, error) {
 
 	// Interceptor order: metrics outermost, then logging, then recovery so a
 	// panic anywhere below is turned into an Internal status that is logged
-	// and counted; then access (refusals are logged and counted too), and
-	// the limits last, so a stream is charged to an authenticated identity.
+	// and counted; then the unary deadline, so that it bounds the access
+	// check's TokenReview and SubjectAccessReview too; then access (refusals
+	// are logged and counted too), and the stream limit last, so a stream
+	// is charged to an authenticated identity.
 	unary := []grpc.UnaryServerInterceptor{
 		serverMetrics.UnaryServerInterceptor(),
 		logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
 		recovery.UnaryServerInterceptor(recoveryOpt),
+		unaryDeadline(cfg.Limits.MaxUnaryDuration),
 	}
 	stream := []grpc.StreamServerInterceptor{
 		serverMetrics.StreamServerInterceptor(),
@@ -186,7 +189,6 @@ func New(cfg Config) (*Server, error) {
 		unary = append(unary, cfg.Guard.UnaryInterceptor())
 		stream = append(stream, cfg.Guard.StreamInterceptor())
 	}
-	unary = append(unary, unaryDeadline(cfg.Limits.MaxUnaryDuration))
 	stream = append(stream, newStreamLimiter(cfg.Limits.MaxStreamsPerClient).interceptor())
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),

@@ -162,8 +162,9 @@ func TestHostname(t *testing.T) {
 	if got := hostname(long); len(got) != 63 || !strings.HasSuffix(got, "-exec-1") {
 		t.Errorf("hostname(%q) = %q; want the last 63 characters", long, got)
 	}
-	if got := hostname("my.app-exec-1"); got != "my_app-exec-1" {
-		t.Errorf("hostname = %q; want dots replaced as Spark does", got)
+	// Spark would write "my_app-exec-1", which the API server refuses.
+	if got := hostname("my.app-exec-1"); got != "my-app-exec-1" || len(validation.IsDNS1123Label(got)) > 0 {
+		t.Errorf("hostname = %q; want dots replaced by a dash, a valid DNS-1123 label", got)
 	}
 	name := strings.Repeat("b", 60) + ".-x-exec-1"
 	if got := hostname(name); strings.HasPrefix(got, "-") || strings.HasPrefix(got, ".") {

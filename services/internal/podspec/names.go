@@ -56,14 +56,17 @@ func DerivedPodNamePrefix(appName, namespace, appID string) string {
 
 // hostname is Spark's executor hostname: the last 63 characters of the pod
 // name, leading non-word characters dropped, and runs of characters other than
-// word characters and dashes replaced by an underscore.
+// word characters and dashes replaced. Spark replaces them with an
+// underscore, which the API server refuses in spec.hostname, so a pod name
+// prefix with a dot (a valid DNS-1123 subdomain, which Spark accepts) would
+// never get a pod; a dash keeps the hostname a valid DNS-1123 label.
 func hostname(podName string) string {
 	h := podName
 	if len(h) > dnsLabelMaxLength {
 		h = h[len(h)-dnsLabelMaxLength:]
 	}
 	h = leadingNonWord.ReplaceAllString(h, "")
-	return notHostnameChars.ReplaceAllString(h, "_")
+	return notHostnameChars.ReplaceAllString(h, "-")
 }
 
 // appNameLabel is Spark's spark-app-name label value: the application name

@@ -20,6 +20,11 @@ const DefaultProfileID = 0
 // for Python and R applications when the user set none.
 const nonJVMMemoryOverheadFactor = 0.4
 
+// maxMemoryMiB bounds each part of an executor's memory request: 1 PiB,
+// far beyond any node, and small enough that their sum in bytes fits the
+// int64 of a Kubernetes quantity.
+const maxMemoryMiB = 1 << 30
+
 // ProfileError is an invalid resource profile in a request.
 type ProfileError struct {
 	// ProfileID is the resource profile.
@@ -254,6 +259,13 @@ func (s memorySettings) resources(p *sparkpodsv1.ResourceProfile) (*executorReso
 		pyspark = s.pysparkMiB
 		if p.GetPysparkMemoryMib() > 0 {
 			pyspark = p.GetPysparkMemoryMib()
+		}
+	}
+	// Each term is at most maxMemoryMiB, so the sum cannot overflow.
+	for _, v := range []int64{r.memoryMiB, r.overheadMiB, offHeap, pyspark} {
+		if v > maxMemoryMiB {
+			return nil, &ProfileError{ProfileID: id, Field: "memory",
+				Reason: fmt.Sprintf("executor memory, overhead, off-heap and PySpark memory must each be at most %d MiB (1 PiB)", maxMemoryMiB)}
 		}
 	}
 	r.totalMiB = r.memoryMiB + r.overheadMiB + offHeap + pyspark

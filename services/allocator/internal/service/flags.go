@@ -70,6 +70,7 @@ func (f *Flags) Config() (Config, error) {
 		LeaderElection: leader,
 		Listen:         f.Server.Listen,
 		MetricsListen:  f.Server.MetricsListen,
+		Limits:         f.Server.Limits,
 		Logger:         logger,
 		REST:           rest,
 		SnapshotAddr:   f.SnapshotAddr,

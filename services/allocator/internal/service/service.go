@@ -36,6 +36,9 @@ type Config struct {
 	Listen string
 	// MetricsListen is the /metrics and pprof address; empty disables it.
 	MetricsListen string
+	// Limits bound message sizes, unary call durations and the streams
+	// one client may hold; zero values take grpcserver's defaults.
+	Limits grpcserver.Limits
 	// Logger receives the logs; nil uses slog.Default().
 	Logger *slog.Logger
 	// REST is the Kubernetes client configuration, for the persisted
@@ -139,7 +142,7 @@ func (s *Service) build(cfg Config, registry *prometheus.Registry, kube kubernet
 		return fmt.Errorf("allocator: %w", err)
 	}
 	s.grpc, err = grpcserver.New(grpcserver.Config{
-		Name: "allocator", Listen: cfg.Listen, MetricsListen: cfg.MetricsListen,
+		Name: "allocator", Listen: cfg.Listen, MetricsListen: cfg.MetricsListen, Limits: cfg.Limits,
 		Logger: cfg.Logger, Registry: registry,
 		Register: func(g *grpc.Server) { sparkpodsv1.RegisterSchedulerServiceServer(g, srv) },
 	})

@@ -31,6 +31,9 @@ import (
 type Config struct {
 	// Listen and MetricsListen are the gRPC and metrics addresses.
 	Listen, MetricsListen string
+	// Limits bound message sizes, unary call durations and the streams
+	// one client may hold; zero values take grpcserver's defaults.
+	Limits grpcserver.Limits
 	// RESTConfig reaches the API server, where events are kept.
 	RESTConfig *rest.Config
 	// SnapshotAddr, PodManagerAddr and AllocatorAddr are the snapshot
@@ -152,6 +155,7 @@ func New(cfg Config) (*App, error) {
 		Name:          "lifecycle",
 		Listen:        cfg.Listen,
 		MetricsListen: cfg.MetricsListen,
+		Limits:        cfg.Limits,
 		Logger:        cfg.Logger,
 		Registry:      cfg.Registry,
 		Register:      srv.Register,

@@ -66,7 +66,7 @@ func (f *Flags) Config() (Config, error) {
 		return Config{}, err
 	}
 	return Config{
-		Listen: f.Server.Listen, MetricsListen: f.Server.MetricsListen, RESTConfig: rc, Logger: logger,
+		Listen: f.Server.Listen, MetricsListen: f.Server.MetricsListen, Limits: f.Server.Limits, RESTConfig: rc, Logger: logger,
 		SnapshotAddr: f.SnapshotAddr, PodManagerAddr: f.PodManagerAddr, AllocatorAddr: f.AllocatorAddr,
 		MaxSegmentBytes: f.MaxSegmentBytes, MaxUnacknowledged: f.MaxUnacknowledged, Namespaces: namespaces,
 	}, nil

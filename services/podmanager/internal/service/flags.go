@@ -52,7 +52,7 @@ func (f *Flags) Config() (Config, error) {
 		return Config{}, err
 	}
 	return Config{
-		Listen: f.Server.Listen, MetricsListen: f.Server.MetricsListen, Logger: logger,
+		Listen: f.Server.Listen, MetricsListen: f.Server.MetricsListen, Limits: f.Server.Limits, Logger: logger,
 		REST: rc, QPS: f.Kube.QPS, Burst: f.Kube.Burst, Concurrency: f.Concurrency,
 		RequestCacheSize: f.RequestCacheSize, RequestCacheTTL: f.RequestCacheTTL,
 	}, nil

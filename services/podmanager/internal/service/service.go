@@ -42,6 +42,9 @@ type Config struct {
 	Listen string
 	// MetricsListen is the /metrics and pprof address; empty disables it.
 	MetricsListen string
+	// Limits bound message sizes, unary call durations and the streams
+	// one client may hold; zero values take grpcserver's defaults.
+	Limits grpcserver.Limits
 	// Logger receives the logs; nil uses slog.Default().
 	Logger *slog.Logger
 	// REST is the Kubernetes client configuration. Required. Its own rate
@@ -116,7 +119,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("podmanager: %w", err)
 	}
 	g, err := grpcserver.New(grpcserver.Config{
-		Name: "podmanager", Listen: cfg.Listen, MetricsListen: cfg.MetricsListen,
+		Name: "podmanager", Listen: cfg.Listen, MetricsListen: cfg.MetricsListen, Limits: cfg.Limits,
 		Logger: cfg.Logger, Registry: registry,
 		Register: func(s *grpc.Server) { sparkpodsv1.RegisterPodServiceServer(s, srv) },
 	})

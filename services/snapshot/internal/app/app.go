@@ -27,6 +27,9 @@ import (
 type Config struct {
 	// Listen and MetricsListen are the gRPC and metrics addresses.
 	Listen, MetricsListen string
+	// Limits bound message sizes, unary call durations and the streams
+	// one client may hold; zero values take grpcserver's defaults.
+	Limits grpcserver.Limits
 	// RESTConfig reaches the API server.
 	RESTConfig *rest.Config
 	Logger     *slog.Logger
@@ -120,6 +123,7 @@ func New(cfg Config) (*App, error) {
 		Name:          "snapshot",
 		Listen:        cfg.Listen,
 		MetricsListen: cfg.MetricsListen,
+		Limits:        cfg.Limits,
 		Logger:        cfg.Logger,
 		Registry:      cfg.Registry,
 		Register:      srv.Register,

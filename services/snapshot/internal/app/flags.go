@@ -85,6 +85,7 @@ func (f *Flags) Config() (Config, error) {
 	return Config{
 		Listen:        f.Server.Listen,
 		MetricsListen: f.Server.MetricsListen,
+		Limits:        f.Server.Limits,
 		RESTConfig:    rc,
 		Logger:        logger,
 		Namespaces:    namespaces,
