@@ -105,12 +105,6 @@ fuzz: ## Run every Go fuzz target for FUZZTIME each (default 10s); their committ
 	  done; \
 	done
 
-FAULTS ?= full
-
-.PHONY: test-faults
-test-faults: tools cluster-bins build ## The fault suite (SIGKILLs, API server restarts, compaction, quota, stuck clients); FAULTS=quick|full.
-	SPARKPODS_FAULTS=$(FAULTS) go test -count=1 -timeout 80m -v ./deploy/local/faults/
-
 SIZE ?= quick
 
 .PHONY: bench
