@@ -36,7 +36,7 @@ type heldStream struct {
 
 // open runs the limiter's interceptor for a stream from ctx: it returns
 // once the handler runs (the stream is open), or with the refusal.
-func open(l *streamLimiter, ctx context.Context, handlerErr error) (*heldStream, error) {
+func open(ctx context.Context, l *streamLimiter, handlerErr error) (*heldStream, error) {
 	h := &heldStream{release: make(chan struct{}), done: make(chan error, 1)}
 	started := make(chan struct{})
 	info := &grpc.StreamServerInfo{FullMethod: "/sparkpods.v1.SnapshotService/WatchSnapshots", IsServerStream: true}
@@ -66,20 +66,20 @@ func TestStreamLimiter(t *testing.T) {
 	a1, a2, b := fromAddr("10.0.0.1:4000"), fromAddr("10.0.0.1:4001"), fromAddr("10.0.0.2:4000")
 	l := newStreamLimiter(2)
 
-	first, err := open(l, a1, nil)
+	first, err := open(a1, l, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Another connection from the same address is the same client.
-	second, err := open(l, a2, status.Error(codes.Canceled, "client went away"))
+	second, err := open(a2, l, status.Error(codes.Canceled, "client went away"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = open(l, a1, nil)
+	_, err = open(a1, l, nil)
 	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "client 10.0.0.1 already has 2 streams open") {
 		t.Fatalf("third stream of one client: %v, want ResourceExhausted naming the client and the limit", err)
 	}
-	other, err := open(l, b, nil)
+	other, err := open(b, l, nil)
 	if err != nil {
 		t.Fatalf("another client is refused: %v", err)
 	}
@@ -88,7 +88,7 @@ func TestStreamLimiter(t *testing.T) {
 	if err := second.close(); status.Code(err) != codes.Canceled {
 		t.Fatalf("handler error %v not passed through", err)
 	}
-	third, err := open(l, a1, nil)
+	third, err := open(a1, l, nil)
 	if err != nil {
 		t.Fatalf("after a stream closed: %v", err)
 	}
