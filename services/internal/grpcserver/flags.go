@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -42,9 +41,9 @@ func (f *Flags) Bind(fs *flag.FlagSet, defaultListen, defaultMetricsListen strin
 	fs.StringVar(&f.MetricsListen, "metrics-listen", defaultMetricsListen, "Prometheus /metrics, /healthz, /readyz and /debug/pprof listen address, host:port; empty disables it")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "log-format", "text", "log format: text or json")
-	fs.IntVar(&f.Limits.MaxRecvMessageBytes, "max-recv-message-bytes", 4<<20, "largest request message accepted, bytes")
-	fs.DurationVar(&f.Limits.MaxUnaryDuration, "max-unary-duration", time.Minute, "longest a unary call may run; longer or missing client deadlines are cut to it")
-	fs.IntVar(&f.Limits.MaxStreamsPerClient, "max-streams-per-client", 100, "most streams one client (its identity, or its IP address when unauthenticated) may hold open")
+	fs.IntVar(&f.Limits.MaxRecvMessageBytes, "max-recv-message-bytes", DefaultMaxRecvMessageBytes, "largest request message accepted, bytes")
+	fs.DurationVar(&f.Limits.MaxUnaryDuration, "max-unary-duration", DefaultMaxUnaryDuration, "longest a unary call may run; longer or missing client deadlines are cut to it")
+	fs.IntVar(&f.Limits.MaxStreamsPerClient, "max-streams-per-client", DefaultMaxStreamsPerClient, "most streams one client (its identity, or its IP address when unauthenticated) may hold open")
 }
 
 // BindSecurity registers the transport-security and access flags on fs,

@@ -82,21 +82,30 @@ type Limits struct {
 	MaxConcurrentStreams uint32
 }
 
+// The defaults of Limits, shared by the flags and by zero-valued fields.
+const (
+	DefaultMaxRecvMessageBytes  = 4 << 20
+	DefaultMaxSendMessageBytes  = 16 << 20
+	DefaultMaxUnaryDuration     = time.Minute
+	DefaultMaxStreamsPerClient  = 100
+	DefaultMaxConcurrentStreams = 1000
+)
+
 func (l *Limits) defaults() {
 	if l.MaxRecvMessageBytes == 0 {
-		l.MaxRecvMessageBytes = 4 << 20
+		l.MaxRecvMessageBytes = DefaultMaxRecvMessageBytes
 	}
 	if l.MaxSendMessageBytes == 0 {
-		l.MaxSendMessageBytes = 16 << 20
+		l.MaxSendMessageBytes = DefaultMaxSendMessageBytes
 	}
 	if l.MaxUnaryDuration == 0 {
-		l.MaxUnaryDuration = 60 * time.Second
+		l.MaxUnaryDuration = DefaultMaxUnaryDuration
 	}
 	if l.MaxStreamsPerClient == 0 {
-		l.MaxStreamsPerClient = 100
+		l.MaxStreamsPerClient = DefaultMaxStreamsPerClient
 	}
 	if l.MaxConcurrentStreams == 0 {
-		l.MaxConcurrentStreams = 1000
+		l.MaxConcurrentStreams = DefaultMaxConcurrentStreams
 	}
 }
 
