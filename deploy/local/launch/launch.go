@@ -21,7 +21,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/sparkpods/sparkpods/clients/transport"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
+	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
 )
 
 // Config describes one service process. Name and LogDir are required.
@@ -41,7 +43,18 @@ type Config struct {
 	Env []string
 	// ReadyTimeout bounds the wait for SERVING; zero means 60 seconds.
 	ReadyTimeout time.Duration
+	// PKI gives the service a certificate for its identity
+	// (sparkpods-<Name>) and runs it with mutual TLS. Exactly one of PKI
+	// and Insecure must be set.
+	PKI *servicepki.Authority
+	// Insecure runs the service with --insecure: plaintext, no access
+	// control.
+	Insecure bool
 }
+
+// Identity is the certificate common name Start gives the service name,
+// which the other services trust by default.
+func Identity(name string) string { return "sparkpods-" + name }
 
 // Service is a running service process.
 type Service struct {
@@ -60,6 +73,9 @@ type Service struct {
 func Start(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Name == "" || cfg.LogDir == "" {
 		return nil, errors.New("launch: Name and LogDir are required")
+	}
+	if (cfg.PKI == nil) == !cfg.Insecure {
+		return nil, fmt.Errorf("launch %s: set exactly one of PKI (mutual TLS) and Insecure", cfg.Name)
 	}
 	if cfg.BinDir == "" {
 		dir, err := controlplane.DefaultBinDir()
@@ -83,6 +99,10 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	security, health, err := securityArgs(cfg)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{
 		name:        cfg.Name,
 		addr:        net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort)),
@@ -94,7 +114,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", cfg.Name, err)
 	}
-	args := append([]string{"--listen", s.addr, "--metrics-listen", s.metricsAddr}, cfg.Args...)
+	args := append(append([]string{"--listen", s.addr, "--metrics-listen", s.metricsAddr}, security...), cfg.Args...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Env = append(os.Environ(), cfg.Env...)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
@@ -110,15 +130,34 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	}()
 	readyCtx, cancel := context.WithTimeout(ctx, cfg.ReadyTimeout)
 	defer cancel()
-	if err := s.waitServing(readyCtx); err != nil {
+	if err := s.waitServing(readyCtx, health); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Service) waitServing(ctx context.Context) error {
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// securityArgs are the service's TLS flags (its certificate, issued now)
+// and the options to reach its health service, which needs no client
+// certificate.
+func securityArgs(cfg Config) ([]string, []grpc.DialOption, error) {
+	if cfg.Insecure {
+		return []string{"--insecure"}, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil
+	}
+	files, err := cfg.PKI.Issue(Identity(cfg.Name))
+	if err != nil {
+		return nil, nil, fmt.Errorf("launch %s: %w", cfg.Name, err)
+	}
+	dial, err := (&transport.ClientOptions{Files: transport.Files{CAFile: files.CAFile}}).DialOptions()
+	if err != nil {
+		return nil, nil, fmt.Errorf("launch %s: %w", cfg.Name, err)
+	}
+	args := []string{"--tls-cert-file", files.CertFile, "--tls-key-file", files.KeyFile, "--tls-ca-file", files.CAFile}
+	return args, dial, nil
+}
+
+func (s *Service) waitServing(ctx context.Context, dial []grpc.DialOption) error {
+	conn, err := grpc.NewClient(s.addr, dial...)
 	if err != nil {
 		return fmt.Errorf("launch %s: %w", s.name, err)
 	}

@@ -186,3 +186,13 @@ func sign(template, parent *x509.Certificate, pub crypto.PublicKey, signer crypt
 func pemBytes(blockType string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})
 }
+
+// ClientOptions issues a certificate for the identity name in groups and
+// returns the options to call the services with it over mutual TLS.
+func (a *Authority) ClientOptions(name string, groups ...string) (transport.ClientOptions, error) {
+	files, err := a.Issue(name, groups...)
+	if err != nil {
+		return transport.ClientOptions{}, err
+	}
+	return transport.ClientOptions{Files: files}, nil
+}

@@ -22,7 +22,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	corev1 "k8s.io/api/core/v1"
@@ -33,6 +32,7 @@ import (
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane/controlplanetest"
 	"github.com/sparkpods/sparkpods/deploy/local/launch"
+	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
 	"github.com/sparkpods/sparkpods/services/allocator/internal/store"
 )
@@ -48,6 +48,8 @@ type services struct {
 	snapshot  *launch.Service
 	podman    *launch.Service
 	allocator *launch.Service
+	pki       *servicepki.Authority
+	dial      []grpc.DialOption // an operator's certificate, allowed every application
 	conn      *grpc.ClientConn
 	client    sparkpodsv1.SchedulerServiceClient
 }
@@ -65,12 +67,25 @@ func startServices(t *testing.T, ns string) *services {
 	ctx := context.Background()
 	kube := "--kubeconfig=" + cp.KubeconfigPath()
 	var err error
-	if s.snapshot, err = launch.Start(ctx, launch.Config{Name: "snapshot", LogDir: logDir,
+	if s.pki, err = servicepki.Open(filepath.Join(logDir, "pki")); err != nil {
+		t.Fatal(err)
+	}
+	if err := launch.GrantOperators(ctx, cp.Client()); err != nil {
+		t.Fatal(err)
+	}
+	operator, err := s.pki.ClientOptions("integration-operator", launch.OperatorGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.dial, err = operator.DialOptions(); err != nil {
+		t.Fatal(err)
+	}
+	if s.snapshot, err = launch.Start(ctx, launch.Config{Name: "snapshot", LogDir: logDir, PKI: s.pki,
 		Args: []string{kube, "--namespaces=" + ns}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.snapshot.Stop)
-	if s.podman, err = launch.Start(ctx, launch.Config{Name: "podmanager", LogDir: logDir, Args: []string{kube}}); err != nil {
+	if s.podman, err = launch.Start(ctx, launch.Config{Name: "podmanager", LogDir: logDir, PKI: s.pki, Args: []string{kube}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.podman.Stop)
@@ -94,7 +109,7 @@ func (s *services) startAllocator() {
 // launchAllocator starts an allocator replica logging to logDir and waits
 // until it serves, which it does only once it leads.
 func (s *services) launchAllocator(ctx context.Context, logDir string) (*launch.Service, error) {
-	a, err := launch.Start(ctx, launch.Config{Name: "allocator", LogDir: logDir, ReadyTimeout: 2 * time.Minute, Args: []string{
+	a, err := launch.Start(ctx, launch.Config{Name: "allocator", LogDir: logDir, PKI: s.pki, ReadyTimeout: 2 * time.Minute, Args: []string{
 		"--kubeconfig=" + s.cp.KubeconfigPath(),
 		"--snapshot-addr=" + s.snapshot.Addr(),
 		"--podmanager-addr=" + s.podman.Addr(),
@@ -124,7 +139,7 @@ func (s *services) use(a *launch.Service) {
 		_ = s.conn.Close()
 	}
 	var err error
-	s.conn, err = grpc.NewClient(a.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	s.conn, err = grpc.NewClient(a.Addr(), s.dial...)
 	if err != nil {
 		s.t.Fatal(err)
 	}

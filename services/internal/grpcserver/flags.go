@@ -47,9 +47,9 @@ func (f *Flags) Bind(fs *flag.FlagSet, defaultListen, defaultMetricsListen strin
 }
 
 // BindSecurity registers the transport-security and access flags on fs,
-// with the identities of the services that call this one. Services call it
-// once they serve with SecurityConfig.Build; until then they serve
-// plaintext and must not advertise flags that would do nothing.
+// with the identities of the services that call this one as the default of
+// --trusted-callers. A service that binds them builds its server and its
+// calls with SecurityConfig.Build.
 func (f *Flags) BindSecurity(fs *flag.FlagSet, defaultTrusted ...string) {
 	fs.StringVar(&f.Security.TLS.CertFile, "tls-cert-file", "", "PEM certificate this service serves and presents to the services it calls (reloaded on change)")
 	fs.StringVar(&f.Security.TLS.KeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file (reloaded on change)")

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
@@ -32,6 +31,7 @@ import (
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane/controlplanetest"
 	"github.com/sparkpods/sparkpods/deploy/local/launch"
+	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
 	"github.com/sparkpods/sparkpods/services/internal/exitreason"
 	"github.com/sparkpods/sparkpods/services/lifecycle/internal/eventstore"
@@ -53,7 +53,15 @@ type cluster struct {
 	lifecycle *launch.Service
 	scheduler sparkpodsv1.SchedulerServiceClient
 	pods      sparkpodsv1.PodServiceClient
+	pki       *servicepki.Authority
+	// operator may act on every application; podWriter is an identity the
+	// pod manager trusts, for the tests that write pods as the services do.
+	operator, podWriter []grpc.DialOption
 }
+
+// podWriterIdentity is the test's own identity on PodService, which only
+// trusted callers may use.
+const podWriterIdentity = "integration-pod-writer"
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
@@ -65,22 +73,56 @@ func startCluster(t *testing.T) *cluster {
 	}
 	t.Logf("service logs in %s", logDir)
 	c := &cluster{t: t, cp: cp, kube: cp.Client(), ns: ns, logDir: logDir}
+	var err error
+	if c.pki, err = servicepki.Open(filepath.Join(logDir, "pki")); err != nil {
+		t.Fatal(err)
+	}
+	if err := launch.GrantOperators(context.Background(), cp.Client()); err != nil {
+		t.Fatal(err)
+	}
+	c.operator = c.dialOptions("integration-operator", launch.OperatorGroup)
+	c.podWriter = c.dialOptions(podWriterIdentity)
 	kube := "--kubeconfig=" + cp.KubeconfigPath()
 	c.snapshot = c.start(launch.Config{Name: "snapshot", Args: []string{kube, "--namespaces=" + ns, "--api-polling-interval=2s"}})
-	c.podman = c.start(launch.Config{Name: "podmanager", Args: []string{kube}})
+	c.podman = c.startPodManager()
 	c.allocator = c.start(launch.Config{Name: "allocator", ReadyTimeout: 2 * time.Minute, Args: []string{
 		kube, "--snapshot-addr=" + c.snapshot.Addr(), "--podmanager-addr=" + c.podman.Addr(),
 		"--leader-election-namespace=" + ns,
 	}})
 	c.startLifecycle()
-	c.scheduler = sparkpodsv1.NewSchedulerServiceClient(c.dial(c.allocator.Addr()))
-	c.pods = sparkpodsv1.NewPodServiceClient(c.dial(c.podman.Addr()))
+	c.scheduler = sparkpodsv1.NewSchedulerServiceClient(c.dial(c.allocator.Addr(), c.operator))
+	c.pods = sparkpodsv1.NewPodServiceClient(c.dial(c.podman.Addr(), c.podWriter))
 	return c
+}
+
+// dialOptions issues a certificate for identity and returns the options
+// that call with it.
+func (c *cluster) dialOptions(identity string, groups ...string) []grpc.DialOption {
+	c.t.Helper()
+	client, err := c.pki.ClientOptions(identity, groups...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	opts, err := client.DialOptions()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return opts
+}
+
+// startPodManager starts the pod manager, trusting the test's pod writer
+// beside the allocator and the lifecycle service.
+func (c *cluster) startPodManager() *launch.Service {
+	return c.start(launch.Config{Name: "podmanager", Args: []string{
+		"--kubeconfig=" + c.cp.KubeconfigPath(),
+		"--trusted-callers=" + strings.Join([]string{launch.Identity("allocator"), launch.Identity("lifecycle"), podWriterIdentity}, ","),
+	}})
 }
 
 func (c *cluster) start(cfg launch.Config) *launch.Service {
 	c.t.Helper()
 	cfg.LogDir = c.logDir
+	cfg.PKI = c.pki
 	s, err := launch.Start(context.Background(), cfg)
 	if err != nil {
 		c.t.Fatal(err)
@@ -105,9 +147,9 @@ func (c *cluster) startLifecycle() {
 	}})
 }
 
-func (c *cluster) dial(addr string) *grpc.ClientConn {
+func (c *cluster) dial(addr string, opts []grpc.DialOption) *grpc.ClientConn {
 	c.t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -116,7 +158,7 @@ func (c *cluster) dial(addr string) *grpc.ClientConn {
 }
 
 func (c *cluster) lifecycleClient() sparkpodsv1.LifecycleServiceClient {
-	return sparkpodsv1.NewLifecycleServiceClient(c.dial(c.lifecycle.Addr()))
+	return sparkpodsv1.NewLifecycleServiceClient(c.dial(c.lifecycle.Addr(), c.operator))
 }
 
 // register creates a driver pod and registers an application that wants
@@ -570,7 +612,7 @@ func TestEventsSurviveASIGKILLedLifecycleService(t *testing.T) {
 		return ""
 	})
 
-	c.podman = c.start(launch.Config{Name: "podmanager", Args: []string{"--kubeconfig=" + c.cp.KubeconfigPath()}})
+	c.podman = c.startPodManager()
 	c.startLifecycle()
 
 	col := newCollector()

@@ -32,6 +32,8 @@ type Flags struct {
 // Bind registers the flags on fs.
 func (f *Flags) Bind(fs *flag.FlagSet) {
 	f.Server.Bind(fs, DefaultListen, DefaultMetricsListen)
+	// The lifecycle service reads registrations to judge exits.
+	f.Server.BindSecurity(fs, "sparkpods-lifecycle")
 	f.Kube.Bind(fs, 20, 40)
 	fs.StringVar(&f.SnapshotAddr, "snapshot-addr", DefaultSnapshotAddr, "address of the snapshot service (sparkpods.v1.SnapshotService), host:port")
 	fs.StringVar(&f.PodManagerAddr, "podmanager-addr", DefaultPodManagerAddr, "address of the pod manager (sparkpods.v1.PodService), host:port")
@@ -71,6 +73,7 @@ func (f *Flags) Config() (Config, error) {
 		Listen:         f.Server.Listen,
 		MetricsListen:  f.Server.MetricsListen,
 		Limits:         f.Server.Limits,
+		Security:       f.Server.Security,
 		Logger:         logger,
 		REST:           rest,
 		SnapshotAddr:   f.SnapshotAddr,

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -53,6 +52,10 @@ type Config struct {
 	Namespace string
 	// LeaderElection lets several replicas run, one leading.
 	LeaderElection LeaderElection
+	// Security is the server's TLS and access control and the credentials
+	// of the calls to the snapshot service and the pod manager. The zero
+	// value is refused: set the TLS files, or Insecure for development.
+	Security grpcserver.SecurityConfig
 }
 
 // Service is a built allocator, ready to Run.
@@ -93,17 +96,21 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("allocator: %w", err)
 	}
-	snapConn, err := grpc.NewClient(cfg.SnapshotAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	security, err := cfg.Security.Build("allocator", kube, registry, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("allocator: %w", err)
+	}
+	snapConn, err := grpc.NewClient(cfg.SnapshotAddr, security.Dial...)
 	if err != nil {
 		return nil, fmt.Errorf("allocator: snapshot service %s: %w", cfg.SnapshotAddr, err)
 	}
-	podConn, err := grpc.NewClient(cfg.PodManagerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	podConn, err := grpc.NewClient(cfg.PodManagerAddr, security.Dial...)
 	if err != nil {
 		_ = snapConn.Close()
 		return nil, fmt.Errorf("allocator: pod manager %s: %w", cfg.PodManagerAddr, err)
 	}
 	s := &Service{conns: []*grpc.ClientConn{snapConn, podConn}, logger: cfg.Logger, snapshot: cfg.SnapshotAddr}
-	if err := s.build(cfg, registry, kube, records, snapConn, podConn); err != nil {
+	if err := s.build(cfg, registry, security, kube, records, snapConn, podConn); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -116,7 +123,7 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-func (s *Service) build(cfg Config, registry *prometheus.Registry, kube kubernetes.Interface, records *store.Store, snapConn, podConn *grpc.ClientConn) error {
+func (s *Service) build(cfg Config, registry *prometheus.Registry, security grpcserver.Security, kube kubernetes.Interface, records *store.Store, snapConn, podConn *grpc.ClientConn) error {
 	watcher, err := snapshotwatcher.New(snapConn, snapshotwatcher.WithLogger(cfg.Logger.With("component", "snapshotwatcher")))
 	if err != nil {
 		return fmt.Errorf("allocator: %w", err)
@@ -143,7 +150,7 @@ func (s *Service) build(cfg Config, registry *prometheus.Registry, kube kubernet
 	}
 	s.grpc, err = grpcserver.New(grpcserver.Config{
 		Name: "allocator", Listen: cfg.Listen, MetricsListen: cfg.MetricsListen, Limits: cfg.Limits,
-		Logger: cfg.Logger, Registry: registry,
+		Logger: cfg.Logger, Registry: registry, TLS: security.TLS, Guard: security.Guard,
 		Register: func(g *grpc.Server) { sparkpodsv1.RegisterSchedulerServiceServer(g, srv) },
 	})
 	if err != nil {

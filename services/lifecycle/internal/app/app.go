@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -50,6 +49,10 @@ type Config struct {
 	// Namespaces are those whose applications the service manages (and whose
 	// recorded events it restores); empty means every namespace.
 	Namespaces []string
+	// Security is the server's TLS and access control and the credentials
+	// of the calls to the other three services. The zero value is refused:
+	// set the TLS files, or Insecure for development.
+	Security grpcserver.SecurityConfig
 }
 
 // App is the running service.
@@ -82,9 +85,13 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
+	security, err := cfg.Security.Build("lifecycle", kube, cfg.Registry, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
 	a := &App{logger: cfg.Logger, restored: make(chan struct{}), stopping: make(chan struct{})}
 	dial := func(addr string) (*grpc.ClientConn, error) {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(addr, security.Dial...)
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", addr, err)
 		}
@@ -158,6 +165,8 @@ func New(cfg Config) (*App, error) {
 		Limits:        cfg.Limits,
 		Logger:        cfg.Logger,
 		Registry:      cfg.Registry,
+		TLS:           security.TLS,
+		Guard:         security.Guard,
 		Register:      srv.Register,
 	})
 	if err != nil {

@@ -33,6 +33,9 @@ type Flags struct {
 // Bind registers the flags on fs.
 func (f *Flags) Bind(fs *flag.FlagSet) {
 	f.Server.Bind(fs, DefaultListen, DefaultMetricsListen)
+	// No sparkpods service calls the lifecycle service: every caller is
+	// checked with RBAC.
+	f.Server.BindSecurity(fs)
 	f.Kube.Bind(fs, 20, 40)
 	fs.StringVar(&f.SnapshotAddr, "snapshot-addr", DefaultSnapshotAddr, "address of the snapshot service (sparkpods.v1.SnapshotService), host:port")
 	fs.StringVar(&f.PodManagerAddr, "podmanager-addr", DefaultPodManagerAddr, "address of the pod manager (sparkpods.v1.PodService), host:port")
@@ -66,7 +69,7 @@ func (f *Flags) Config() (Config, error) {
 		return Config{}, err
 	}
 	return Config{
-		Listen: f.Server.Listen, MetricsListen: f.Server.MetricsListen, Limits: f.Server.Limits, RESTConfig: rc, Logger: logger,
+		Listen: f.Server.Listen, MetricsListen: f.Server.MetricsListen, Limits: f.Server.Limits, Security: f.Server.Security, RESTConfig: rc, Logger: logger,
 		SnapshotAddr: f.SnapshotAddr, PodManagerAddr: f.PodManagerAddr, AllocatorAddr: f.AllocatorAddr,
 		MaxSegmentBytes: f.MaxSegmentBytes, MaxUnacknowledged: f.MaxUnacknowledged, Namespaces: namespaces,
 	}, nil

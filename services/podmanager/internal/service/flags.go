@@ -28,6 +28,8 @@ type Flags struct {
 // Bind registers the flags on fs.
 func (f *Flags) Bind(fs *flag.FlagSet) {
 	f.Server.Bind(fs, DefaultListen, DefaultMetricsListen)
+	// PodService is for the services that decide which pods exist.
+	f.Server.BindSecurity(fs, "sparkpods-allocator", "sparkpods-lifecycle")
 	f.Kube.Bind(fs, DefaultQPS, DefaultBurst)
 	fs.IntVar(&f.Concurrency, "create-concurrency", DefaultConcurrency,
 		"Kubernetes API calls in flight at once (pod creates, and also deletes and label patches); applications share them round-robin")
@@ -52,7 +54,7 @@ func (f *Flags) Config() (Config, error) {
 		return Config{}, err
 	}
 	return Config{
-		Listen: f.Server.Listen, MetricsListen: f.Server.MetricsListen, Limits: f.Server.Limits, Logger: logger,
+		Listen: f.Server.Listen, MetricsListen: f.Server.MetricsListen, Limits: f.Server.Limits, Security: f.Server.Security, Logger: logger,
 		REST: rc, QPS: f.Kube.QPS, Burst: f.Kube.Burst, Concurrency: f.Concurrency,
 		RequestCacheSize: f.RequestCacheSize, RequestCacheTTL: f.RequestCacheTTL,
 	}, nil

@@ -60,6 +60,10 @@ type Config struct {
 	// means the server's defaults.
 	RequestCacheSize int
 	RequestCacheTTL  time.Duration
+	// Security is the server's TLS and access control; PodService accepts
+	// only its trusted callers. The zero value is refused: set the TLS
+	// files, or Insecure for development.
+	Security grpcserver.SecurityConfig
 }
 
 // Service is a built podmanager, ready to Run.
@@ -95,6 +99,10 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("podmanager: kubernetes client: %w", err)
 	}
+	security, err := cfg.Security.Build("podmanager", kube, registry, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("podmanager: %w", err)
+	}
 	pods, err := kubepods.New(kubepods.Config{Kube: kube, Registerer: registry})
 	if err != nil {
 		return nil, fmt.Errorf("podmanager: %w", err)
@@ -120,7 +128,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	g, err := grpcserver.New(grpcserver.Config{
 		Name: "podmanager", Listen: cfg.Listen, MetricsListen: cfg.MetricsListen, Limits: cfg.Limits,
-		Logger: cfg.Logger, Registry: registry,
+		Logger: cfg.Logger, Registry: registry, TLS: security.TLS, Guard: security.Guard,
 		Register: func(s *grpc.Server) { sparkpodsv1.RegisterPodServiceServer(s, srv) },
 	})
 	if err != nil {

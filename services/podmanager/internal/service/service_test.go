@@ -13,7 +13,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -24,7 +23,9 @@ import (
 
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane/controlplanetest"
+	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
+	"github.com/sparkpods/sparkpods/services/internal/grpcserver"
 	"github.com/sparkpods/sparkpods/services/internal/podspec"
 	"github.com/sparkpods/sparkpods/services/podmanager/internal/service"
 )
@@ -34,20 +35,36 @@ func TestMain(m *testing.M) { controlplanetest.Main(m, controlplane.Options{}) }
 // started is a podmanager running against the package's control plane on a
 // loopback port, with a client of its own.
 type started struct {
-	client  sparkpodsv1.PodServiceClient
-	health  healthpb.HealthClient
-	metrics string
-	kube    kubernetes.Interface
+	client sparkpodsv1.PodServiceClient
+	health healthpb.HealthClient
+	// untrusted calls with a certificate of the same CA whose identity is
+	// not one of the trusted services.
+	untrusted sparkpodsv1.PodServiceClient
+	metrics   string
+	kube      kubernetes.Interface
 }
 
-// start runs a podmanager for the test; it stops when the test ends.
+// start runs a podmanager for the test over mutual TLS, called with the
+// allocator's identity (a trusted caller); it stops when the test ends.
 func start(t *testing.T, mutate ...func(*service.Config)) *started {
 	t.Helper()
 	cp := controlplanetest.ControlPlane(t)
+	pki, err := servicepki.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverFiles, err := pki.Issue("sparkpods-podmanager")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := service.Config{
 		Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", REST: cp.RESTConfig(),
 		QPS: service.DefaultQPS, Burst: service.DefaultBurst, Concurrency: service.DefaultConcurrency,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Security: grpcserver.SecurityConfig{
+			TLS:     serverFiles,
+			Trusted: []string{"sparkpods-allocator", "sparkpods-lifecycle"},
+		},
 	}
 	for _, m := range mutate {
 		m(&cfg)
@@ -59,12 +76,11 @@ func start(t *testing.T, mutate ...func(*service.Config)) *started {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	conn, err := grpc.NewClient(svc.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dial(t, pki, svc.Addr(), "sparkpods-allocator")
+	other := dial(t, pki, svc.Addr(), "spark-driver")
 	t.Cleanup(func() {
 		_ = conn.Close()
+		_ = other.Close()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("podmanager Run: %v", err)
@@ -72,7 +88,8 @@ func start(t *testing.T, mutate ...func(*service.Config)) *started {
 	})
 	return &started{
 		client: sparkpodsv1.NewPodServiceClient(conn), health: healthpb.NewHealthClient(conn),
-		metrics: "http://" + svc.MetricsAddr() + "/metrics", kube: cp.Client(),
+		untrusted: sparkpodsv1.NewPodServiceClient(other),
+		metrics:   "http://" + svc.MetricsAddr() + "/metrics", kube: cp.Client(),
 	}
 }
 
@@ -437,5 +454,72 @@ func TestHealthAndNamespaceErrors(t *testing.T) {
 	}
 	if r := resp.GetResults()[0]; codes.Code(r.GetCode()) != codes.NotFound || !strings.Contains(r.GetMessage(), "no-such-namespace") {
 		t.Fatalf("create in a missing namespace: %v", r)
+	}
+}
+
+// dial connects to addr over mutual TLS with a certificate for identity.
+func dial(t *testing.T, pki *servicepki.Authority, addr, identity string) *grpc.ClientConn {
+	t.Helper()
+	opts, err := pki.ClientOptions(identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialOpts, err := opts.DialOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, dialOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// TestOnlyTrustedServicesWritePods: a caller with a valid certificate whose
+// identity is not the allocator's or the lifecycle service's is refused
+// every PodService method, and nothing is written.
+func TestOnlyTrustedServicesWritePods(t *testing.T) {
+	s := start(t)
+	ctx := context.Background()
+	ns := controlplanetest.Namespace(t)
+	calls := map[string]func() error{
+		"CreateExecutorPods": func() error {
+			_, err := s.untrusted.CreateExecutorPods(ctx, &sparkpodsv1.CreateExecutorPodsRequest{Namespace: ns, AppId: "spark-a", RequestId: "r1"})
+			return err
+		},
+		"DeleteExecutorPods": func() error {
+			_, err := s.untrusted.DeleteExecutorPods(ctx, &sparkpodsv1.DeleteExecutorPodsRequest{Namespace: ns, AppId: "spark-a"})
+			return err
+		},
+		"LabelExecutorPods": func() error {
+			_, err := s.untrusted.LabelExecutorPods(ctx, &sparkpodsv1.LabelExecutorPodsRequest{Namespace: ns, AppId: "spark-a"})
+			return err
+		},
+	}
+	for name, call := range calls {
+		err := call()
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `"spark-driver"`) ||
+			!strings.Contains(err.Error(), "sparkpods-allocator") {
+			t.Errorf("%s by spark-driver: got %v, want PermissionDenied naming the caller and the trusted services", name, err)
+		}
+	}
+	pods, err := s.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 0 {
+		t.Errorf("%d pods exist after refused calls", len(pods.Items))
+	}
+	resp, err := http.Get(s.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	for method := range calls {
+		want := fmt.Sprintf(`sparkpods_access_denied_total{grpc_code="PermissionDenied",grpc_method="/sparkpods.v1.PodService/%s"} 1`, method)
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

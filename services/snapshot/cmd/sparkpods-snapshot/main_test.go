@@ -18,7 +18,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
+	"github.com/sparkpods/sparkpods/clients/transport"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane/controlplanetest"
+	"github.com/sparkpods/sparkpods/deploy/local/launch"
+	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
 	"github.com/sparkpods/sparkpods/services/snapshot/internal/snapshottest"
 )
 
@@ -35,8 +38,10 @@ func TestMain(m *testing.M) {
 }
 
 // TestGrpcurl runs sparkpods-snapshot as a process against the local control
-// plane, lists its services and reads a snapshot with grpcurl (server
-// reflection, no proto files), then stops it with SIGTERM.
+// plane over mutual TLS, lists its services and reads a snapshot with grpcurl
+// (server reflection, no proto files) as an operator whose group RBAC lets
+// read applications, sees callers without a certificate or without a grant
+// refused, then stops it with SIGTERM.
 func TestGrpcurl(t *testing.T) {
 	grpcurl := findGrpcurl(t)
 	cp := controlplanetest.ControlPlane(t)
@@ -45,16 +50,41 @@ func TestGrpcurl(t *testing.T) {
 	if _, err := cp.Client().CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	pki, err := servicepki.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := pki.Issue(launch.Identity("snapshot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator, err := pki.Issue("grpcurl-operator", launch.OperatorGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := pki.Issue("grpcurl-stranger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := launch.GrantOperators(context.Background(), cp.Client()); err != nil {
+		t.Fatal(err)
+	}
 
-	svc := startProcess(t, "--kubeconfig", cp.KubeconfigPath(), "--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-format", "json")
+	svc := startProcess(t, "--kubeconfig", cp.KubeconfigPath(), "--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-format", "json",
+		"--tls-cert-file", server.CertFile, "--tls-key-file", server.KeyFile, "--tls-ca-file", server.CAFile)
 	addr := svc.waitLog(t, "serving gRPC")["addr"].(string)
 
-	run := func(args ...string) (string, error) {
+	grpcurlAs := func(id transport.Files, args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, grpcurl, append([]string{"-plaintext"}, args...)...).CombinedOutput()
+		tlsArgs := []string{"-cacert", pki.CAFile()}
+		if id.CertFile != "" {
+			tlsArgs = append(tlsArgs, "-cert", id.CertFile, "-key", id.KeyFile)
+		}
+		out, err := exec.CommandContext(ctx, grpcurl, append(tlsArgs, args...)...).CombinedOutput()
 		return string(out), err
 	}
+	run := func(args ...string) (string, error) { return grpcurlAs(operator, args...) }
 	snapshottest.Eventually(t, time.Minute, "health to say SERVING", func(context.Context) bool {
 		out, err := run(addr, "grpc.health.v1.Health/Check")
 		return err == nil && strings.Contains(out, `"SERVING"`)
@@ -95,6 +125,22 @@ func TestGrpcurl(t *testing.T) {
 		t.Fatalf("a bad namespace should be InvalidArgument, got %v:\n%s", err, out)
 	}
 	t.Logf("grpcurl with a bad namespace:\n%s", out)
+
+	// No client certificate: not even reflection answers (health does,
+	// but grpcurl needs reflection to call it).
+	for _, args := range [][]string{{addr, "list"}, {"-d", req, addr, "sparkpods.v1.SnapshotService/GetSnapshot"}} {
+		out, err := grpcurlAs(transport.Files{}, args...)
+		if err == nil || !strings.Contains(out, "Unauthenticated") || !strings.Contains(out, "client certificate") {
+			t.Errorf("grpcurl %v without a certificate: want Unauthenticated naming what to present, got %v:\n%s", args, err, out)
+		}
+	}
+	// A certificate of the CA, but no RBAC grant: refused by the
+	// SubjectAccessReview, with the namespace in the message.
+	out, err = grpcurlAs(stranger, "-d", req, addr, "sparkpods.v1.SnapshotService/GetSnapshot")
+	if err == nil || !strings.Contains(out, "PermissionDenied") || !strings.Contains(out, `"grpcurl-stranger" may not get sparkpods.io/applications "spark-grpcurl" in namespace "`+ns+`"`) {
+		t.Errorf("GetSnapshot without a grant: want PermissionDenied, got %v:\n%s", err, out)
+	}
+	t.Logf("grpcurl without a grant:\n%s", out)
 
 	svc.stop(t)
 	svc.waitLog(t, "stopping gRPC server")

@@ -51,6 +51,9 @@ type Config struct {
 	// MaxExecutorsPerMessage bounds one stream message; 0 means
 	// server.DefaultMaxExecutorsPerMessage.
 	MaxExecutorsPerMessage int
+	// Security is the server's TLS and access control. The zero value is
+	// refused: set the TLS files, or Insecure for development.
+	Security grpcserver.SecurityConfig
 }
 
 // App is the running service.
@@ -87,6 +90,10 @@ func New(cfg Config) (*App, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 
+	security, err := cfg.Security.Build("snapshot", client, cfg.Registry, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
 	store, err := snapshotmodel.NewStore(snapshotmodel.StoreConfig{Clock: cfg.Clock, HistoryLimit: cfg.HistoryLimit})
 	if err != nil {
 		return nil, err
@@ -126,6 +133,8 @@ func New(cfg Config) (*App, error) {
 		Limits:        cfg.Limits,
 		Logger:        cfg.Logger,
 		Registry:      cfg.Registry,
+		TLS:           security.TLS,
+		Guard:         security.Guard,
 		Register:      srv.Register,
 	})
 	if err != nil {

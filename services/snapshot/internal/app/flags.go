@@ -37,6 +37,8 @@ type Flags struct {
 // Bind registers the flags on fs.
 func (f *Flags) Bind(fs *flag.FlagSet) {
 	f.Server.Bind(fs, DefaultListen, DefaultMetricsListen)
+	// The allocator and the lifecycle service watch every application.
+	f.Server.BindSecurity(fs, "sparkpods-allocator", "sparkpods-lifecycle")
 	f.Kube.Bind(fs, 50, 100)
 	fs.StringVar(&f.Namespaces, "namespaces", "", "comma-separated namespaces to watch for executor pods; empty watches all namespaces with one watch")
 	fs.BoolVar(&f.Watch, "enable-api-watcher", true, "watch executor pods and apply each change (Spark's spark.kubernetes.executor.enableApiWatcher)")
@@ -86,6 +88,7 @@ func (f *Flags) Config() (Config, error) {
 		Listen:        f.Server.Listen,
 		MetricsListen: f.Server.MetricsListen,
 		Limits:        f.Server.Limits,
+		Security:      f.Server.Security,
 		RESTConfig:    rc,
 		Logger:        logger,
 		Namespaces:    namespaces,
