@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
 	"github.com/sparkpods/sparkpods/deploy/local/launch"
+	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
 )
 
 // env is what every scenario shares: the control plane, an API client
@@ -31,6 +31,48 @@ type env struct {
 	logDir string
 	sz     sizes
 	log    *progress
+
+	// pki gives every service and every benchmark client a certificate:
+	// the services run with mutual TLS and access control, as deployed.
+	pki *servicepki.Authority
+
+	mu      sync.Mutex
+	clients map[int][]grpc.DialOption // by client number, see dialFrom
+}
+
+// newEnv opens the benchmark's CA and lets the local operators' group, the
+// benchmark clients' group, act on every application.
+func newEnv(ctx context.Context, e *env) (*env, error) {
+	pki, err := servicepki.Open(filepath.Join(e.out, "pki"))
+	if err != nil {
+		return nil, err
+	}
+	if err := launch.GrantOperators(ctx, e.kube); err != nil {
+		return nil, err
+	}
+	e.pki, e.clients = pki, map[int][]grpc.DialOption{}
+	return e, nil
+}
+
+// clientDialOptions are the options of benchmark client number n, with a
+// certificate of its own (bench-client-<n>): the services bound the streams
+// per identity, and the benchmark's subscribers stand for separate clients.
+func (e *env) clientDialOptions(n int) ([]grpc.DialOption, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if opts, ok := e.clients[n]; ok {
+		return opts, nil
+	}
+	client, err := e.pki.ClientOptions(fmt.Sprintf("bench-client-%d", n), launch.OperatorGroup)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := client.DialOptions()
+	if err != nil {
+		return nil, err
+	}
+	e.clients[n] = opts
+	return opts, nil
 }
 
 func newClient(rc *rest.Config) (*kubernetes.Clientset, error) {
@@ -96,7 +138,7 @@ func (s *serviceSet) start(ctx context.Context, label, name string, args ...stri
 		return nil, err
 	}
 	args = append([]string{"--kubeconfig", s.env.cp.KubeconfigPath()}, args...)
-	p, err := launch.Start(ctx, launch.Config{Name: name, LogDir: dir, Args: args, ReadyTimeout: 2 * time.Minute})
+	p, err := launch.Start(ctx, launch.Config{Name: name, LogDir: dir, Args: args, PKI: s.env.pki, ReadyTimeout: 2 * time.Minute})
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +149,11 @@ func (s *serviceSet) start(ctx context.Context, label, name string, args ...stri
 
 // dial connects to a started service; stop closes the connection.
 func (s *serviceSet) dial(p *launch.Service) (*grpc.ClientConn, error) {
-	c, err := grpc.NewClient(p.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts, err := s.env.clientDialOptions(0)
+	if err != nil {
+		return nil, err
+	}
+	c, err := grpc.NewClient(p.Addr(), opts...)
 	if err != nil {
 		return nil, err
 	}

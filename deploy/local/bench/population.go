@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -360,16 +359,21 @@ func (a *arrivals) failed() error {
 	return a.err
 }
 
-// dialFrom connects to addr from the loopback address 127.0.1.<client+1>
-// (then 127.0.2.…): the services limit the streams one client address may
-// hold, and the benchmark's subscribers stand for separate clients.
-func dialFrom(addr string, client int) (*grpc.ClientConn, error) {
+// dialFrom connects to addr as benchmark client number client: with its
+// own certificate, from the loopback address 127.0.1.<client+1> (then
+// 127.0.2.…). The services limit the streams one client may hold, and the
+// benchmark's subscribers stand for separate clients.
+func (e *env) dialFrom(addr string, client int) (*grpc.ClientConn, error) {
+	opts, err := e.clientDialOptions(client)
+	if err != nil {
+		return nil, err
+	}
 	src := &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+client/250), byte(1+client%250))}
 	dialer := &net.Dialer{LocalAddr: src}
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	return grpc.NewClient(addr, append(opts,
 		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
 			return dialer.DialContext(ctx, "tcp", a)
-		}))
+		}))...)
 }
 
 // subscribe opens a WatchSnapshots stream of every application of the
@@ -486,7 +490,7 @@ func (p *population) consumeEvents(ctx context.Context) (stop func(), err error)
 	}
 	for i, app := range p.apps {
 		if i%perConn == 0 {
-			c, err := dialFrom(p.lifecycleAddr, i/perConn)
+			c, err := p.e.dialFrom(p.lifecycleAddr, i/perConn)
 			if err != nil {
 				stop()
 				return nil, err
@@ -706,7 +710,7 @@ func (p *population) fanOut(ctx context.Context, n int) (fanOutRow, error) {
 	defer stopSubs()
 	subs := make([]*arrivals, n)
 	for i := range subs {
-		conn, err := dialFrom(p.snapshotProc.Addr(), i)
+		conn, err := e.dialFrom(p.snapshotProc.Addr(), i)
 		if err != nil {
 			return row, err
 		}

@@ -53,7 +53,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	e := &env{cp: cp, kube: kube, out: outDir, logDir: logDir, sz: sz, log: log}
+	e, err := newEnv(ctx, &env{cp: cp, kube: kube, out: outDir, logDir: logDir, sz: sz, log: log})
+	if err != nil {
+		return err
+	}
 	log.say("  ready in %s", secs(res.ControlPlaneTook))
 
 	var failures []string

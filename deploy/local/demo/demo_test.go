@@ -57,6 +57,7 @@ func TestDemoReachesEveryState(t *testing.T) {
 	printed := out.String()
 	for _, want := range []string{
 		"using the cluster from your kubeconfig",
+		"mutual TLS with the local CA in ",
 		"✔ registered with the allocator",
 		"✔ 40 + 20 executors running and registered",
 		"lost, pod failed, exit code 137, caused by app: true — The executor with id",

@@ -15,13 +15,14 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/sparkpods/sparkpods/clients/sparkpodsctl"
+	"github.com/sparkpods/sparkpods/clients/transport"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
 	"github.com/sparkpods/sparkpods/deploy/local/launch"
-	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
+	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
 )
 
 // options are the demo's flags.
@@ -111,14 +112,6 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		kubeArgs = append(kubeArgs, "--master", o.master)
 	}
 
-	svcs, err := startServices(ctx, logDir, kubeArgs, say)
-	if svcs != nil {
-		defer svcs.stop(say)
-	}
-	if err != nil {
-		return err
-	}
-
 	// The services parse Spark's k8s:// form; the demo's own client needs
 	// the plain URL.
 	restConfig, err := clientcmd.BuildConfigFromFlags(strings.TrimPrefix(o.master, "k8s://"), kubeconfig)
@@ -126,6 +119,32 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	restConfig.QPS, restConfig.Burst = 100, 200
+	kube, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+
+	pki, err := servicepki.Open(filepath.Join(stateDir, "pki"))
+	if err != nil {
+		return err
+	}
+	operator, err := pki.ClientOptions(demoOperator, launch.OperatorGroup)
+	if err != nil {
+		return err
+	}
+	if err := launch.GrantOperators(ctx, kube); err != nil {
+		return fmt.Errorf("let the local operators' group act on applications: %w", err)
+	}
+	say("mutual TLS with the local CA in %s; the demo and sparkpodsctl call as %q (group %s, bound by ClusterRoleBinding %s)",
+		pki.Dir(), demoOperator, launch.OperatorGroup, "sparkpods-local-operator")
+
+	svcs, err := startServices(ctx, logDir, kubeArgs, pki, operator, say)
+	if svcs != nil {
+		defer svcs.stop(say)
+	}
+	if err != nil {
+		return err
+	}
 	ctlConfig := filepath.Join(stateDir, "sparkpodsctl.yaml")
 	if err := svcs.writeCtlConfig(ctlConfig, o.namespace); err != nil {
 		return err
@@ -197,26 +216,30 @@ func (s *services) inspect(ctx context.Context, cfg scenarioConfig, in inspectio
 
 // services are the four sparkpods processes and client connections to them.
 type services struct {
-	procs []*launch.Service
-	names []string
-	conns serviceConns
-	raw   []*grpc.ClientConn
+	procs    []*launch.Service
+	names    []string
+	conns    serviceConns
+	raw      []*grpc.ClientConn
+	operator transport.ClientOptions
 }
 
 // serviceConns are the connections the scenario and its simulated driver
-// use.
+// use, over mutual TLS as the demo's operator.
 type serviceConns struct {
-	allocator  *grpc.ClientConn
-	snapshot   *grpc.ClientConn
-	lifecycle  *grpc.ClientConn
-	podmanager sparkpodsv1.PodServiceClient
+	allocator *grpc.ClientConn
+	snapshot  *grpc.ClientConn
+	lifecycle *grpc.ClientConn
 }
 
-func startServices(ctx context.Context, logDir string, kubeArgs []string, say func(string, ...any)) (*services, error) {
-	s := &services{}
+// demoOperator is the identity of the demo's simulated driver and of the
+// sparkpodsctl and grpcurl commands it prints.
+const demoOperator = "sparkpods-demo-operator"
+
+func startServices(ctx context.Context, logDir string, kubeArgs []string, pki *servicepki.Authority, operator transport.ClientOptions, say func(string, ...any)) (*services, error) {
+	s := &services{operator: operator}
 	start := func(name string, args ...string) (*launch.Service, error) {
 		t := time.Now()
-		p, err := launch.Start(ctx, launch.Config{Name: name, LogDir: logDir, Args: append(append([]string{}, kubeArgs...), args...)})
+		p, err := launch.Start(ctx, launch.Config{Name: name, LogDir: logDir, PKI: pki, Args: append(append([]string{}, kubeArgs...), args...)})
 		if err != nil {
 			return nil, err
 		}
@@ -247,25 +270,18 @@ func startServices(ctx context.Context, logDir string, kubeArgs []string, say fu
 	if err != nil {
 		return s, err
 	}
-	dial := func(addr string) (*grpc.ClientConn, error) {
-		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err == nil {
-			s.raw = append(s.raw, c)
-		}
-		return c, err
+	dialOpts, err := operator.DialOptions()
+	if err != nil {
+		return s, err
 	}
-	var conns [4]*grpc.ClientConn
-	for i, addr := range []string{allocator.Addr(), snapshot.Addr(), lifecycle.Addr(), podmanager.Addr()} {
-		if conns[i], err = dial(addr); err != nil {
+	var conns [3]*grpc.ClientConn
+	for i, addr := range []string{allocator.Addr(), snapshot.Addr(), lifecycle.Addr()} {
+		if conns[i], err = grpc.NewClient(addr, dialOpts...); err != nil {
 			return s, err
 		}
+		s.raw = append(s.raw, conns[i])
 	}
-	s.conns = serviceConns{
-		allocator:  conns[0],
-		snapshot:   conns[1],
-		lifecycle:  conns[2],
-		podmanager: sparkpodsv1.NewPodServiceClient(conns[3]),
-	}
+	s.conns = serviceConns{allocator: conns[0], snapshot: conns[1], lifecycle: conns[2]}
 	return s, nil
 }
 
@@ -294,6 +310,10 @@ func (s *services) writeCtlConfig(path, namespace string) error {
 			Allocator:  s.procs[2].Addr(),
 			Lifecycle:  s.procs[3].Addr(),
 			Namespace:  namespace,
+
+			TLSCAFile:   s.operator.Files.CAFile,
+			TLSCertFile: s.operator.Files.CertFile,
+			TLSKeyFile:  s.operator.Files.KeyFile,
 		}},
 	}
 	return cfg.Write(path)
@@ -314,16 +334,18 @@ func (s *services) printInspection(out io.Writer, in inspection) {
   bin/sparkpodsctl scale %[2]s --executors 20 --wait
   bin/sparkpodsctl get events %[3]s
 
-  .local/tools/bin/grpcurl -plaintext %[4]s list
-  .local/tools/bin/grpcurl -plaintext %[4]s sparkpods.v1.SnapshotService/ListApplications
-  .local/tools/bin/grpcurl -plaintext -d '{"namespace":"%[5]s","appId":"%[2]s"}' %[4]s sparkpods.v1.SnapshotService/GetSnapshot
-  .local/tools/bin/grpcurl -plaintext -d '{"namespace":"%[5]s","appId":"%[2]s"}' %[6]s sparkpods.v1.SchedulerService/GetApplication
-  .local/tools/bin/grpcurl -plaintext -d '{"namespace":"%[5]s","appId":"%[3]s"}' %[7]s sparkpods.v1.LifecycleService/ListExecutorEvents
+  TLS="-cacert %[9]s -cert %[10]s -key %[11]s"
+  .local/tools/bin/grpcurl $TLS %[4]s list
+  .local/tools/bin/grpcurl $TLS %[4]s sparkpods.v1.SnapshotService/ListApplications
+  .local/tools/bin/grpcurl $TLS -d '{"namespace":"%[5]s","appId":"%[2]s"}' %[4]s sparkpods.v1.SnapshotService/GetSnapshot
+  .local/tools/bin/grpcurl $TLS -d '{"namespace":"%[5]s","appId":"%[2]s"}' %[6]s sparkpods.v1.SchedulerService/GetApplication
+  .local/tools/bin/grpcurl $TLS -d '{"namespace":"%[5]s","appId":"%[3]s"}' %[7]s sparkpods.v1.LifecycleService/ListExecutorEvents
 
   KUBECONFIG=%[8]s bin/kubectl get pods -n %[5]s -l spark-role=executor
 
 Press Ctrl-C to stop everything.
-`, in.ctlConfig, in.liveApp, in.doneApp, snapshot, in.namespace, allocator, lifecycle, in.kubeconfig)
+`, in.ctlConfig, in.liveApp, in.doneApp, snapshot, in.namespace, allocator, lifecycle, in.kubeconfig,
+		s.operator.Files.CAFile, s.operator.Files.CertFile, s.operator.Files.KeyFile)
 }
 
 var errPhase = errors.New("the application did not reach the expected state")

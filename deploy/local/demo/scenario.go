@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -290,14 +293,30 @@ func (s *scenario) createDriver(ctx context.Context) error {
 }
 
 // fail makes kwok end the executors' containers with exitCode, as a kubelet
-// would after an OOM kill or a JVM crash.
+// would after an OOM kill or a JVM crash. It annotates the pods directly:
+// it plays the node, not a sparkpods service, so it does not go through
+// the pod manager, which only the allocator and lifecycle may call.
 func (s *scenario) fail(ctx context.Context, ids []int64, exitCode, reason string) error {
-	_, err := s.Conns.podmanager.LabelExecutorPods(ctx, &sparkpodsv1.LabelExecutorPodsRequest{
-		Namespace: s.Namespace, AppId: s.appID, ExecutorIds: ids,
-		Annotations: map[string]string{controlplane.AnnotationExitCode: exitCode, controlplane.AnnotationExitReason: reason},
+	pods, err := s.kube.CoreV1().Pods(s.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: "spark-role=executor,spark-app-selector=" + s.appID,
 	})
 	if err != nil {
 		return fmt.Errorf("make executors %v exit with %s: %w", ids, exitCode, err)
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		controlplane.AnnotationExitCode: exitCode, controlplane.AnnotationExitReason: reason,
+	}}})
+	if err != nil {
+		return err
+	}
+	for _, pod := range pods.Items {
+		id, err := strconv.ParseInt(pod.Labels["spark-exec-id"], 10, 64)
+		if err != nil || !slices.Contains(ids, id) {
+			continue
+		}
+		if _, err := s.kube.CoreV1().Pods(s.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return fmt.Errorf("make executor %d exit with %s: %w", id, exitCode, err)
+		}
 	}
 	return nil
 }

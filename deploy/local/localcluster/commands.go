@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
+	"github.com/sparkpods/sparkpods/deploy/local/launch"
+	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
 )
 
 // stopGrace is how long `down` waits after SIGTERM before SIGKILL, per process.
@@ -27,7 +29,7 @@ func up(ctx context.Context, cfg config, out io.Writer) error {
 		}
 		printf(out, "local control plane already running (%s); `localcluster down` stops it\n", s.Server)
 		printHint(out, cfg.kubeconfigOut)
-		return nil
+		return issueServiceCerts(ctx, cfg, out)
 	}
 	began := time.Now()
 	cp, err := controlplane.Start(ctx, controlplane.Options{
@@ -55,6 +57,45 @@ func up(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	printf(out, "logs in %s\n", cp.Dir())
 	printHint(out, cfg.kubeconfigOut)
+	return issueServiceCerts(ctx, cfg, out)
+}
+
+// issueServiceCerts keeps the sparkpods services' local CA in
+// <state-dir>/services-pki, issues each service and a local operator a
+// certificate, and lets the operator act on every application, so that
+// services run against this control plane by hand are as secure as
+// deployed ones.
+func issueServiceCerts(ctx context.Context, cfg config, out io.Writer) error {
+	pki, err := servicepki.Open(filepath.Join(cfg.stateDir, "services-pki"))
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{"snapshot", "podmanager", "allocator", "lifecycle"} {
+		if _, err := pki.Issue(launch.Identity(name)); err != nil {
+			return err
+		}
+	}
+	operator, err := pki.Issue("sparkpods-local-operator", launch.OperatorGroup)
+	if err != nil {
+		return err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfigOut)
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	if err := launch.GrantOperators(ctx, kube); err != nil {
+		return err
+	}
+	dir := pki.Dir()
+	printf(out, "service certificates (mutual TLS) in %s:\n", dir)
+	printf(out, "  serve:  bin/sparkpods-snapshot --kubeconfig %s --tls-cert-file %s/sparkpods-snapshot.crt --tls-key-file %s/sparkpods-snapshot.key --tls-ca-file %s\n",
+		cfg.kubeconfigOut, dir, dir, pki.CAFile())
+	printf(out, "  call:   bin/sparkpodsctl --snapshot-addr localhost:8081 --tls-ca-file %s --tls-cert-file %s --tls-key-file %s get apps\n",
+		operator.CAFile, operator.CertFile, operator.KeyFile)
 	return nil
 }
 
