@@ -17,8 +17,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
 	"github.com/sparkpods/sparkpods/clients/transport"
+	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane/controlplanetest"
 	"github.com/sparkpods/sparkpods/deploy/local/launch"
 	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
