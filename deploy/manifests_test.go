@@ -210,8 +210,8 @@ func TestPodSecurityRestricted(t *testing.T) {
 
 // TestShape checks what the API server does not: each service runs under its own
 // ServiceAccount, non-root with a read-only root filesystem and no privilege escalation, with
-// resource requests, a gRPC health probe and metrics port, and the flags that name other
-// services point at Services and ports that exist.
+// resource requests, its TLS Secret and HTTP probes on its metrics port, and the flags that
+// name other services point at Services and ports that exist.
 func TestShape(t *testing.T) {
 	m := build(t)
 	for name, port := range services {
@@ -259,21 +259,10 @@ func TestShape(t *testing.T) {
 			if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
 				t.Errorf("no cpu and memory requests: %v", c.Resources.Requests)
 			}
-			if p := c.ReadinessProbe; p == nil || p.GRPC == nil || p.GRPC.Port != port {
-				t.Errorf("readiness probe is not a gRPC health probe on port %d: %+v", port, p)
-			}
-			if c.LivenessProbe == nil {
-				t.Errorf("no liveness probe")
-			}
+			checkTLS(t, name, d)
+			checkProbes(t, c)
 			if !slices.Contains(c.Args, "--listen=:"+strconv.Itoa(int(port))) {
 				t.Errorf("args %q do not listen on :%d", c.Args, port)
-			}
-			var hasMetrics bool
-			for _, p := range c.Ports {
-				hasMetrics = hasMetrics || p.Name == "metrics"
-			}
-			if !hasMetrics {
-				t.Errorf("no metrics port")
 			}
 			svc, ok := find[*corev1.Service](m, full)
 			if !ok {
@@ -307,6 +296,94 @@ func TestShape(t *testing.T) {
 	} else if d, _ := find[*appsv1.Deployment](m, "sparkpods-allocator"); pdb.Spec.MinAvailable == nil ||
 		pdb.Spec.MinAvailable.IntValue() >= int(*d.Spec.Replicas) {
 		t.Errorf("allocator PDB minAvailable %v would block every drain of %d replicas", pdb.Spec.MinAvailable, *d.Spec.Replicas)
+	}
+}
+
+// tlsDir is where each service's TLS Secret is mounted, and tlsFlags the file each --tls-*
+// flag names in it: the keys of the Secret a cert-manager Certificate writes.
+const tlsDir = "/etc/sparkpods/tls"
+
+var tlsFlags = map[string]string{"--tls-cert-file": "tls.crt", "--tls-key-file": "tls.key", "--tls-ca-file": "ca.crt"}
+
+// checkTLS checks that the Deployment of the service name speaks TLS: it passes the three
+// --tls-* flags with the files of its Secret sparkpods-<name>-tls, mounted whole and read-only
+// at tlsDir (a subPath or a list of items would not see an updated Secret, or a key), readable
+// by the service's group and by no one else, and it never passes --insecure.
+func checkTLS(t *testing.T, name string, d *appsv1.Deployment) {
+	t.Helper()
+	spec := d.Spec.Template.Spec
+	c := spec.Containers[0]
+	for _, arg := range c.Args {
+		if arg == "--insecure" || strings.HasPrefix(arg, "--insecure=") {
+			t.Errorf("args pass %s: the services must speak TLS", arg)
+		}
+	}
+	for flag, key := range tlsFlags {
+		if want := flag + "=" + tlsDir + "/" + key; !slices.Contains(c.Args, want) {
+			t.Errorf("args %q lack %s", c.Args, want)
+		}
+	}
+	i := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == tlsDir })
+	if i < 0 {
+		t.Errorf("nothing is mounted at %s: %+v", tlsDir, c.VolumeMounts)
+		return
+	}
+	mount := c.VolumeMounts[i]
+	if !mount.ReadOnly || mount.SubPath != "" || mount.SubPathExpr != "" {
+		t.Errorf("mount at %s is not read-only, or mounts a subPath: %+v", tlsDir, mount)
+	}
+	j := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == mount.Name })
+	if j < 0 || spec.Volumes[j].Secret == nil {
+		t.Errorf("the volume %s mounted at %s is not a Secret", mount.Name, tlsDir)
+		return
+	}
+	secret := spec.Volumes[j].Secret
+	if want := "sparkpods-" + name + "-tls"; secret.SecretName != want {
+		t.Errorf("TLS Secret %q, want %q", secret.SecretName, want)
+	}
+	if len(secret.Items) != 0 || (secret.Optional != nil && *secret.Optional) {
+		t.Errorf("TLS Secret volume picks items or is optional: %+v", secret)
+	}
+	switch mode := secret.DefaultMode; {
+	case mode == nil || *mode&0o007 != 0:
+		t.Errorf("TLS Secret files (the private key) are readable by everyone: defaultMode %v", ptr.Deref(mode, 0o644))
+	case *mode&0o040 == 0 || spec.SecurityContext == nil || spec.SecurityContext.FSGroup == nil:
+		t.Errorf("TLS Secret files are not readable by the service: defaultMode %#o needs group read and the pod an fsGroup", *mode)
+	}
+}
+
+// checkProbes checks that the container's probes are plain HTTP on its metrics port, the port
+// --metrics-listen listens on (kubelet's gRPC probes cannot speak TLS): /readyz for readiness,
+// and /healthz, which does not turn with the gRPC health, for liveness.
+func checkProbes(t *testing.T, c corev1.Container) {
+	t.Helper()
+	i := slices.IndexFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" })
+	if i < 0 {
+		t.Errorf("no metrics port")
+		return
+	}
+	metrics := c.Ports[i].ContainerPort
+	if want := "--metrics-listen=:" + strconv.Itoa(int(metrics)); !slices.Contains(c.Args, want) {
+		t.Errorf("args %q lack %s: the metrics port is not where the probes are served", c.Args, want)
+	}
+	for _, p := range []struct {
+		kind, path string
+		probe      *corev1.Probe
+	}{{"readiness", "/readyz", c.ReadinessProbe}, {"liveness", "/healthz", c.LivenessProbe}} {
+		if p.probe == nil {
+			t.Errorf("no %s probe", p.kind)
+			continue
+		}
+		switch get := p.probe.HTTPGet; {
+		case get == nil:
+			t.Errorf("%s probe is not an httpGet probe: %+v", p.kind, p.probe.ProbeHandler)
+		case get.Path != p.path:
+			t.Errorf("%s probe gets %q, want %q", p.kind, get.Path, p.path)
+		case get.Port != intstr.FromString("metrics") && get.Port != intstr.FromInt32(metrics):
+			t.Errorf("%s probe is on port %s, want metrics (%d)", p.kind, get.Port.String(), metrics)
+		case get.Scheme != "" && get.Scheme != corev1.URISchemeHTTP:
+			t.Errorf("%s probe scheme %s, want HTTP", p.kind, get.Scheme)
+		}
 	}
 }
 

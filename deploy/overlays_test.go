@@ -5,12 +5,14 @@ import (
 	"context"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -42,23 +44,47 @@ func TestClusterWideIsTheBase(t *testing.T) {
 }
 
 // TestSingleNamespaceShape checks what the single-namespace overlay changes: every object is
-// in its namespace (RoleBinding subjects too), nothing but the Namespace is cluster-scoped,
-// and the services are confined to the namespace they run in.
+// in its namespace (RoleBinding subjects too) but for what must be cluster-scoped (the
+// Namespace, the user roles, and bindings to system:auth-delegator, named for the namespace and
+// binding only its ServiceAccounts), and the services are confined to the namespace they run
+// in, still speaking TLS and probed over HTTP.
 func TestSingleNamespaceShape(t *testing.T) {
-	m := buildDir(t, singleNamespace)
+	m, base := buildDir(t, singleNamespace), build(t)
+	delegated := map[string]bool{}
 	for _, o := range m.objects {
 		obj, err := meta.Accessor(o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		kind := o.GetObjectKind().GroupVersionKind().Kind
-		switch {
-		case kind == "Namespace":
-			if obj.GetName() != singleNS {
-				t.Errorf("Namespace %s, want %s", obj.GetName(), singleNS)
+		switch o := o.(type) {
+		case *corev1.Namespace:
+			if o.Name != singleNS {
+				t.Errorf("Namespace %s, want %s", o.Name, singleNS)
 			}
-		case obj.GetNamespace() != singleNS:
-			t.Errorf("%s %s is in namespace %q, want %s", kind, obj.GetName(), obj.GetNamespace(), singleNS)
+		case *rbacv1.ClusterRole:
+			_, user := userRoles[o.Name]
+			inBase, ok := find[*rbacv1.ClusterRole](base, o.Name)
+			if !user || !ok || !equality.Semantic.DeepEqual(o.Rules, inBase.Rules) {
+				t.Errorf("ClusterRole %s: only the base's user roles may stay cluster-wide, unchanged: %+v", o.Name, o.Rules)
+			}
+		case *rbacv1.ClusterRoleBinding:
+			if o.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:auth-delegator"}) {
+				t.Errorf("ClusterRoleBinding %s binds %+v: only system:auth-delegator may be bound cluster-wide", o.Name, o.RoleRef)
+			}
+			if !strings.HasSuffix(o.Name, "-"+singleNS) {
+				t.Errorf("ClusterRoleBinding %s does not end with -%s: another installation would overwrite it", o.Name, singleNS)
+			}
+			for _, s := range o.Subjects {
+				if s.Kind != rbacv1.ServiceAccountKind || s.Namespace != singleNS {
+					t.Errorf("ClusterRoleBinding %s binds %s %s of namespace %q, want a ServiceAccount of %s", o.Name, s.Kind, s.Name, s.Namespace, singleNS)
+				}
+				delegated[s.Name] = true
+			}
+		default:
+			if obj.GetNamespace() != singleNS {
+				t.Errorf("%s %s is in namespace %q, want %s", kind, obj.GetName(), obj.GetNamespace(), singleNS)
+			}
 		}
 		if rb, ok := o.(*rbacv1.RoleBinding); ok {
 			for _, s := range rb.Subjects {
@@ -68,24 +94,36 @@ func TestSingleNamespaceShape(t *testing.T) {
 			}
 		}
 	}
+	for role := range userRoles {
+		if _, ok := find[*rbacv1.ClusterRole](m, role); !ok {
+			t.Errorf("no ClusterRole %s", role)
+		}
+	}
 	for name := range services {
-		d, ok := find[*appsv1.Deployment](m, "sparkpods-"+name)
-		if !ok {
-			t.Fatalf("no Deployment sparkpods-%s", name)
-		}
-		c := d.Spec.Template.Spec.Containers[0]
-		flag, confined := namespaceFlags[name]
-		if !confined {
-			continue
-		}
-		if !slices.Contains(c.Args, flag) {
-			t.Errorf("%s args %q lack %s", name, c.Args, flag)
-		}
-		i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "POD_NAMESPACE" })
-		if i < 0 || c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.FieldRef == nil ||
-			c.Env[i].ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
-			t.Errorf("%s has no POD_NAMESPACE from metadata.namespace: %+v", name, c.Env)
-		}
+		t.Run(name, func(t *testing.T) {
+			d, ok := find[*appsv1.Deployment](m, "sparkpods-"+name)
+			if !ok {
+				t.Fatalf("no Deployment sparkpods-%s", name)
+			}
+			if !delegated["sparkpods-"+name] {
+				t.Errorf("sparkpods-%s is not bound to system:auth-delegator: it cannot check its callers", name)
+			}
+			checkTLS(t, name, d)
+			c := d.Spec.Template.Spec.Containers[0]
+			checkProbes(t, c)
+			flag, confined := namespaceFlags[name]
+			if !confined {
+				return
+			}
+			if !slices.Contains(c.Args, flag) {
+				t.Errorf("args %q lack %s", c.Args, flag)
+			}
+			i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "POD_NAMESPACE" })
+			if i < 0 || c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.FieldRef == nil ||
+				c.Env[i].ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
+				t.Errorf("no POD_NAMESPACE from metadata.namespace: %+v", c.Env)
+			}
+		})
 	}
 }
 
@@ -133,7 +171,8 @@ func TestApplyOverlays(t *testing.T) {
 // the single-namespace overlay may do each verb on every resource the server has, in its
 // namespace, in the base's namespace, in another and across all namespaces. The answer must
 // be yes exactly for what the service needs (the needs table) in its own namespace, and
-// nowhere else, plus what every authenticated ServiceAccount may do anyway.
+// nowhere else, plus its cluster-scoped needs (TokenReviews and SubjectAccessReviews) and what
+// every authenticated ServiceAccount may do anyway.
 func TestRBACSingleNamespace(t *testing.T) {
 	appliedSingleNamespace(t)
 	questions := everyQuestion(t, singleNS, namespace, otherNamespace)
@@ -144,7 +183,7 @@ func TestRBACSingleNamespace(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			allowed := allowedIn(t, singleNS, "sparkpods-"+name, questions)
 			for _, q := range questions {
-				want := baseline[q] || (q.namespace == singleNS && grantedAnywhere(grants, q))
+				want := baseline[q] || grantedConfined(grants, q)
 				if allowed[q] != want {
 					t.Errorf("%s may %s: %v, want %v", name, q, allowed[q], want)
 				}
@@ -153,14 +192,12 @@ func TestRBACSingleNamespace(t *testing.T) {
 	}
 }
 
-// grantedAnywhere is whether grants allow q in some namespace.
-func grantedAnywhere(grants []grant, q access) bool {
-	for _, g := range grants {
-		if g.group == q.gr.Group && g.resource == q.gr.Resource && slices.Contains(g.verbs, q.verb) {
-			return true
-		}
-	}
-	return false
+// grantedConfined is whether grants allow q with the single-namespace overlay's RBAC:
+// cluster-scoped grants as in the base, every other only in the overlay's namespace.
+func grantedConfined(grants []grant, q access) bool {
+	return slices.ContainsFunc(grants, func(g grant) bool {
+		return g.allows(q) && (g.scope == cluster || q.namespace == singleNS)
+	})
 }
 
 // TestClientsInASingleNamespace runs the services with exactly the single-namespace overlay's
