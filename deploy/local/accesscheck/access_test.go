@@ -240,6 +240,24 @@ func executorPods(t *testing.T, kube kubernetes.Interface, ns, appID string) int
 	return len(pods.Items)
 }
 
+// executorEnv is the value of the environment variable name in the first
+// executor pod of the application.
+func executorEnv(t *testing.T, kube kubernetes.Interface, ns, appID, name string) string {
+	t.Helper()
+	pods, err := kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "spark-role=executor,spark-app-selector=" + appID})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("executor pods of %s: %v (%d)", appID, err, len(pods.Items))
+	}
+	for _, c := range pods.Items[0].Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name == name {
+				return e.Value
+			}
+		}
+	}
+	return ""
+}
+
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -288,9 +306,13 @@ func TestSchedulerClientActsOnlyInItsNamespace(t *testing.T) {
 	client := s.tokenCaller(token)
 	user := fmt.Sprintf(`user "system:serviceaccount:%s:spark-scheduler"`, mine)
 
-	// The happy path: register, scale to 3, the executors exist.
+	// The happy path: register (with Spark's RPC authentication on), scale
+	// to 3, the executors exist.
 	driverPod(t, s.kube, mine, "spark-mine")
-	if _, err := client.scheduler.RegisterApplication(ctx, register(mine, "spark-mine")); err != nil {
+	reg := register(mine, "spark-mine")
+	reg.SparkConf["spark.authenticate"] = "true"
+	reg.SparkConf["spark.authenticate.secret"] = "s3cr3t-of-spark-mine"
+	if _, err := client.scheduler.RegisterApplication(ctx, reg); err != nil {
 		t.Fatalf("RegisterApplication in the granted namespace: %v", err)
 	}
 	if _, err := client.scheduler.SetExecutorTargets(ctx, &sparkpodsv1.SetExecutorTargetsRequest{
@@ -306,10 +328,26 @@ func TestSchedulerClientActsOnlyInItsNamespace(t *testing.T) {
 	if _, err := client.lifecycle.ListExecutorEvents(ctx, &sparkpodsv1.ListExecutorEventsRequest{Namespace: mine, AppId: "spark-mine"}); err != nil {
 		t.Errorf("ListExecutorEvents in the granted namespace: %v", err)
 	}
+	// The executors got the secret (the allocator hands the pod manager the
+	// whole configuration); callers are shown it redacted, as Spark's UI
+	// shows it.
+	got, err := client.scheduler.GetApplication(ctx, &sparkpodsv1.GetApplicationRequest{Namespace: mine, AppId: "spark-mine"})
+	if err != nil {
+		t.Fatalf("GetApplication in the granted namespace: %v", err)
+	}
+	if v := got.GetApplication().GetSparkConf()["spark.authenticate.secret"]; v != "*********(redacted)" {
+		t.Errorf("GetApplication shows spark.authenticate.secret as %q, want it redacted", v)
+	}
+	if v := got.GetApplication().GetSparkConf()["spark.app.id"]; v != "spark-mine" {
+		t.Errorf("GetApplication shows spark.app.id as %q", v)
+	}
+	if env := executorEnv(t, s.kube, mine, "spark-mine", "_SPARK_AUTH_SECRET"); env != "s3cr3t-of-spark-mine" {
+		t.Errorf("executor pod has _SPARK_AUTH_SECRET %q, want the registered secret", env)
+	}
 
 	// Another namespace's application: refused everywhere, nothing written.
 	driverPod(t, s.kube, theirs, "spark-theirs")
-	_, err := client.scheduler.RegisterApplication(ctx, register(theirs, "spark-theirs"))
+	_, err = client.scheduler.RegisterApplication(ctx, register(theirs, "spark-theirs"))
 	wantRefused(t, "RegisterApplication in another namespace", err, codes.PermissionDenied,
 		user, `may not create sparkpods.io/applications "spark-theirs" in namespace "`+theirs+`"`)
 	_, err = client.scheduler.GetApplication(ctx, &sparkpodsv1.GetApplicationRequest{Namespace: theirs, AppId: "spark-theirs"})

@@ -181,6 +181,7 @@ func (g *Guard) authorize(ctx context.Context, method string, req any) (context.
 // certificate first, then a bearer token.
 func (g *Guard) authenticate(ctx context.Context, method string) (context.Context, Identity, error) {
 	if id, ok := certificateIdentity(ctx); ok {
+		id.Trusted = slices.Contains(g.trusted, id.Name)
 		return withIdentity(ctx, id), id, nil
 	}
 	token, found := bearerToken(ctx)
@@ -204,13 +205,15 @@ func (g *Guard) authenticate(ctx context.Context, method string) (context.Contex
 		}
 		return ctx, Identity{}, g.deny(ctx, method, Identity{}, codes.Unauthenticated, "%s", msg)
 	}
-	return withIdentity(ctx, res.identity), res.identity, nil
+	id := res.identity
+	id.Trusted = slices.Contains(g.trusted, id.Name)
+	return withIdentity(ctx, id), id, nil
 }
 
 // check applies the method's rule to an authenticated caller.
 func (g *Guard) check(ctx context.Context, method string, id Identity, req any) error {
 	rule := g.rules[method]
-	trusted := slices.Contains(g.trusted, id.Name)
+	trusted := id.Trusted
 	switch {
 	case rule.Authenticated, trusted && !rule.TrustedOnly:
 		return nil

@@ -38,6 +38,9 @@ type Identity struct {
 	Extra map[string][]string
 	// Method is how the caller was authenticated: "certificate" or "token".
 	Method string
+	// Trusted reports whether the caller is one of the server's trusted
+	// sparkpods services.
+	Trusted bool
 }
 
 type identityKey struct{}

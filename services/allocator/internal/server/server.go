@@ -10,6 +10,8 @@ import (
 
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
 	"github.com/sparkpods/sparkpods/services/allocator/internal/application"
+	"github.com/sparkpods/sparkpods/services/internal/access"
+	"github.com/sparkpods/sparkpods/services/internal/sparkconf"
 )
 
 // Config is what New needs.
@@ -57,7 +59,7 @@ func (s *Server) RegisterApplication(ctx context.Context, req *sparkpodsv1.Regis
 	if err != nil {
 		return nil, toStatus(s.log, "RegisterApplication", err)
 	}
-	return &sparkpodsv1.RegisterApplicationResponse{Application: a.Application()}, nil
+	return &sparkpodsv1.RegisterApplicationResponse{Application: s.shown(ctx, a.Application())}, nil
 }
 
 // UnregisterApplication stops managing an application, deleting its
@@ -75,12 +77,28 @@ func (s *Server) UnregisterApplication(ctx context.Context, req *sparkpodsv1.Unr
 }
 
 // GetApplication returns an application and its allocation state.
-func (s *Server) GetApplication(_ context.Context, req *sparkpodsv1.GetApplicationRequest) (*sparkpodsv1.GetApplicationResponse, error) {
+func (s *Server) GetApplication(ctx context.Context, req *sparkpodsv1.GetApplicationRequest) (*sparkpodsv1.GetApplicationResponse, error) {
 	a, err := s.app(req.GetNamespace(), req.GetAppId())
 	if err != nil {
 		return nil, toStatus(s.log, "GetApplication", err)
 	}
-	return &sparkpodsv1.GetApplicationResponse{Application: a.Application(), Profiles: a.Profiles()}, nil
+	return &sparkpodsv1.GetApplicationResponse{Application: s.shown(ctx, a.Application()), Profiles: a.Profiles()}, nil
+}
+
+// shown is app as the caller may see it: the trusted sparkpods services
+// get the whole configuration; everyone else (a viewer with only "get" on
+// the application, too) gets it redacted as Spark's UI shows it, so that
+// spark.authenticate.secret and other credentials are never handed out.
+func (s *Server) shown(ctx context.Context, app *sparkpodsv1.Application) *sparkpodsv1.Application {
+	if id, ok := access.IdentityFrom(ctx); ok && id.Trusted {
+		return app
+	}
+	redacted, err := sparkconf.Conf(app.GetSparkConf()).Redacted()
+	if err != nil {
+		s.log.Warn("application's redaction pattern is invalid", "namespace", app.GetNamespace(), "app", app.GetAppId(), "err", err)
+	}
+	app.SparkConf = redacted
+	return app
 }
 
 // SetExecutorTargets sets per-profile targets.

@@ -34,7 +34,11 @@ type Application struct {
 	// Kubernetes deletes them when the driver goes. Empty in client mode (no
 	// driver pod), when executors get no owner reference.
 	DriverPodName string `protobuf:"bytes,3,opt,name=driver_pod_name,json=driverPodName,proto3" json:"driver_pod_name,omitempty"`
-	// The Spark configuration the application registered with.
+	// The Spark configuration the application registered with. Callers other
+	// than the sparkpods services see it as Spark's UI shows it: entries whose
+	// key or value matches `spark.redaction.regex` (Spark's default
+	// `(?i)secret|password|token|access[.]key`) have the value
+	// `*********(redacted)`.
 	SparkConf map[string]string `protobuf:"bytes,4,rep,name=spark_conf,json=sparkConf,proto3" json:"spark_conf,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Resource profiles the application uses, including the default profile 0.
 	ResourceProfiles []*ResourceProfile `protobuf:"bytes,5,rep,name=resource_profiles,json=resourceProfiles,proto3" json:"resource_profiles,omitempty"`
