@@ -184,7 +184,7 @@ APT_JAVA   := openjdk-17-jdk-headless maven protobuf-compiler libprotobuf-dev li
   libgoogle-gson-java libgoogle-common-protos-java liberror-prone-java libjsr305-java \
   libgeronimo-annotation-1.3-spec-java libmaven-compiler-plugin-java libmaven-resources-plugin-java \
   libmaven-jar-plugin-java libsurefire-java junit4 libexec-maven-plugin-java \
-  libbuild-helper-maven-plugin-java libanimal-sniffer-java
+  libbuild-helper-maven-plugin-java libanimal-sniffer-java libnetty-tcnative-java libnetty-tcnative-jni
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MVN  := mvn -o -B -ntp -Dstyle.color=never -Dmaven.repo.local=/usr/share/maven-repo -DforkCount=0
 

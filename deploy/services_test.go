@@ -13,6 +13,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -21,15 +22,23 @@ import (
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane/controlplanetest"
 	"github.com/sparkpods/sparkpods/deploy/local/launch"
+	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
 )
 
-// deployed is the four services running as their ServiceAccounts.
+// faultInjectorName is the identity the clients' tests call PodService with, to make kwok
+// fail an executor: PodService accepts only the identities the pod manager trusts, so the
+// tests run it trusting this one besides the allocator and the lifecycle service.
+const faultInjectorName = "sparkpods-test-fault-injector"
+
+// deployed is the four services running as their ServiceAccounts, with mutual TLS.
 type deployed struct {
 	cp *controlplane.ControlPlane
 	// ns is the namespace of the ServiceAccounts.
 	ns                                         string
 	snapshot, podmanager, allocator, lifecycle *launch.Service
 	logDir                                     string
+	// pki is the CA of the services' certificates and of the clients'.
+	pki *servicepki.Authority
 }
 
 // startAsServiceAccounts applies the base and runs each service binary with a kubeconfig
@@ -43,8 +52,10 @@ func startAsServiceAccounts(t *testing.T) *deployed {
 	return startServices(t, namespace, nil)
 }
 
-// startServices runs each service binary with a token of its ServiceAccount in ns, adding
-// flags[name] to the service's arguments, and gives the allocator POD_NAMESPACE=ns.
+// startServices runs each service binary with a token of its ServiceAccount in ns and a
+// certificate from a local CA for mutual TLS, adding flags[name] to the service's arguments,
+// and gives the allocator POD_NAMESPACE=ns. The pod manager also trusts faultInjectorName,
+// and the operators' group (launch.OperatorGroup) may do everything on applications.
 func startServices(t *testing.T, ns string, flags map[string][]string) *deployed {
 	t.Helper()
 	cp := controlplanetest.ControlPlane(t)
@@ -53,11 +64,19 @@ func startServices(t *testing.T, ns string, flags map[string][]string) *deployed
 		t.Fatal(err)
 	}
 	t.Logf("service logs in %s", d.logDir)
+	pki, err := servicepki.Open(filepath.Join(d.logDir, "pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.pki = pki
+	if err := launch.GrantOperators(context.Background(), cp.Client()); err != nil {
+		t.Fatal(err)
+	}
 	start := func(name string, env []string, args ...string) *launch.Service {
 		t.Helper()
 		args = append(append([]string{"--kubeconfig=" + d.kubeconfigFor(t, name)}, args...), flags[name]...)
 		s, err := launch.Start(context.Background(), launch.Config{
-			Name: name, LogDir: d.logDir, Args: args, Env: env, ReadyTimeout: 2 * time.Minute,
+			Name: name, LogDir: d.logDir, Args: args, Env: env, ReadyTimeout: 2 * time.Minute, PKI: pki,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -66,7 +85,8 @@ func startServices(t *testing.T, ns string, flags map[string][]string) *deployed
 		return s
 	}
 	d.snapshot = start("snapshot", nil, "--api-polling-interval=2s")
-	d.podmanager = start("podmanager", nil)
+	d.podmanager = start("podmanager", nil,
+		"--trusted-callers="+strings.Join([]string{launch.Identity("allocator"), launch.Identity("lifecycle"), faultInjectorName}, ","))
 	d.allocator = start("allocator", []string{"POD_NAMESPACE=" + ns},
 		"--snapshot-addr="+d.snapshot.Addr(), "--podmanager-addr="+d.podmanager.Addr())
 	d.lifecycle = start("lifecycle", nil,
@@ -113,9 +133,20 @@ func (d *deployed) createDriver(t *testing.T, ns, appID string) string {
 	return pod.Name
 }
 
-// clientEnv is what the client tests in other languages read: the services' addresses and
-// one application to manage.
+// clientEnv is what the client tests in other languages read: the services' addresses, one
+// application to manage, the CA bundle, an operator's client certificate (in
+// launch.OperatorGroup), a certificate the pod manager trusts (faultInjectorName), and the
+// token of a ServiceAccount allowed everything on applications in ns, and nowhere else.
 func (d *deployed) clientEnv(t *testing.T, ns, appID string) []string {
+	t.Helper()
+	operator, err := d.pki.Issue(appID+"-operator", launch.OperatorGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	faultInjector, err := d.pki.Issue(faultInjectorName)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return append(os.Environ(),
 		"SPARKPODS_ALLOCATOR="+d.allocator.Addr(),
 		"SPARKPODS_LIFECYCLE="+d.lifecycle.Addr(),
@@ -123,7 +154,51 @@ func (d *deployed) clientEnv(t *testing.T, ns, appID string) []string {
 		"SPARKPODS_NAMESPACE="+ns,
 		"SPARKPODS_APP_ID="+appID,
 		"SPARKPODS_DRIVER_POD="+d.createDriver(t, ns, appID),
+		"SPARKPODS_TLS_CA_FILE="+d.pki.CAFile(),
+		"SPARKPODS_TLS_CERT_FILE="+operator.CertFile,
+		"SPARKPODS_TLS_KEY_FILE="+operator.KeyFile,
+		"SPARKPODS_PODMANAGER_TLS_CERT_FILE="+faultInjector.CertFile,
+		"SPARKPODS_PODMANAGER_TLS_KEY_FILE="+faultInjector.KeyFile,
+		"SPARKPODS_TOKEN_FILE="+d.driverToken(t, ns, appID),
 	)
+}
+
+// driverToken creates a ServiceAccount for appID's driver in ns, with a Role and RoleBinding
+// allowing everything on sparkpods.io applications in ns, and writes a token of it to a
+// file, whose path it returns: how a Spark driver pod authenticates to the services.
+func (d *deployed) driverToken(t *testing.T, ns, appID string) string {
+	t.Helper()
+	ctx, kube, name := context.Background(), d.cp.Client(), appID+"-driver"
+	if _, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create ServiceAccount %s/%s: %v", ns, name, err)
+	}
+	if _, err := kube.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{"sparkpods.io"}, Resources: []string{"applications"},
+			Verbs: []string{"get", "list", "watch", "create", "update", "delete"},
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create Role %s/%s: %v", ns, name, err)
+	}
+	if _, err := kube.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create RoleBinding %s/%s: %v", ns, name, err)
+	}
+	tok, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("TokenRequest for %s/%s: %v", ns, name, err)
+	}
+	path := filepath.Join(d.logDir, name+".token")
+	if err := os.WriteFile(path, []byte(tok.Status.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // forbidden matches an authorization failure in a service's log.
@@ -164,9 +239,11 @@ func run(t *testing.T, cmd *exec.Cmd) {
 }
 
 // TestClientsAgainstServiceAccounts runs the services with exactly the base's RBAC and, against
-// them, each client's own tests: register an application, scale it, see an executor fail
-// with its exit code through the event stream (and resume it), unregister. The services
-// exercise every permission they have on the way.
+// them over mutual TLS, each client's own tests: register an application, scale it, see an
+// executor fail with its exit code through the event stream (and resume it), unregister; and
+// be refused without a client identity, and authenticate with a ServiceAccount token. The
+// services exercise every permission they have on the way (TokenReview and
+// SubjectAccessReview included).
 func TestClientsAgainstServiceAccounts(t *testing.T) {
 	d := startAsServiceAccounts(t)
 	ns := controlplanetest.Namespace(t)
@@ -191,7 +268,7 @@ func TestClientsAgainstServiceAccounts(t *testing.T) {
 		cmd := exec.Command("mvn", "-o", "-B", "-ntp", "-Dstyle.color=never", "-Dmaven.repo.local=/usr/share/maven-repo",
 			"-DforkCount=0", "test")
 		cmd.Dir = "../clients/java"
-		cmd.Env = d.clientEnv(t, ns, "spark-java")
+		cmd.Env = append(d.clientEnv(t, ns, "spark-java"), "MAVEN_OPTS=-Djava.library.path="+tcnativeDir(t))
 		run(t, cmd)
 	})
 
@@ -199,4 +276,26 @@ func TestClientsAgainstServiceAccounts(t *testing.T) {
 	if t.Failed() {
 		fmt.Printf("service logs in %s\n", d.logDir)
 	}
+}
+
+// debianTcnative is Debian's build of netty-tcnative's JNI library (package
+// libnetty-tcnative-jni, installed by `make apt-deps`).
+const debianTcnative = "/usr/lib/x86_64-linux-gnu/jni/libnetty-tcnative.so"
+
+// tcnativeDir returns a folder holding netty-tcnative's JNI library under
+// the name Netty loads, libnetty_tcnative.so: OpenSSL is how grpc-java
+// negotiates ALPN (which gRPC over TLS requires) with Debian's Netty, whose
+// JDK provider has no ALPN. The library reads its own file name at load
+// time, so it is copied, not linked.
+func tcnativeDir(t *testing.T) string {
+	t.Helper()
+	lib, err := os.ReadFile(debianTcnative)
+	if err != nil {
+		t.Fatalf("%v (`make apt-deps` installs libnetty-tcnative-jni)", err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "libnetty_tcnative.so"), lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

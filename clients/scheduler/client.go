@@ -10,10 +10,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/sparkpods/sparkpods/clients/transport"
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
 )
 
@@ -35,6 +35,7 @@ type options struct {
 	heartbeat      time.Duration
 	ackInterval    time.Duration
 	logger         *slog.Logger
+	transport      *transport.ClientOptions
 	dialOptions    []grpc.DialOption
 }
 
@@ -77,9 +78,19 @@ func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
 
+// WithTransport says how Dial reaches the services: TLS verified with a CA
+// bundle, a client certificate and/or a ServiceAccount token, all read from
+// files that are re-read when they change (see transport.ClientOptions);
+// or, with Insecure, plaintext for services run with --insecure. New
+// ignores it.
+func WithTransport(t transport.ClientOptions) Option {
+	return func(o *options) { o.transport = &t }
+}
+
 // WithDialOptions adds options to the connections Dial makes, after its
-// own (plaintext transport and keepalive), so they can replace them: pass
-// grpc.WithTransportCredentials for TLS. New ignores them.
+// own (WithTransport's credentials and keepalive), so they can replace
+// them. Transport credentials given here (grpc.WithTransportCredentials)
+// stand in for WithTransport. New ignores them.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dialOptions = append(o.dialOptions, opts...) }
 }
@@ -94,26 +105,34 @@ type Client struct {
 }
 
 // Dial connects to the allocator and the lifecycle service at the given gRPC
-// targets (for example "sparkpods-allocator.sparkpods:50052"). Connections
-// are made lazily; Close releases them.
+// targets (for example "sparkpods-allocator.sparkpods:50052"), with the
+// credentials of WithTransport (or of WithDialOptions): there is no
+// default, since the services refuse plaintext unless they run with
+// --insecure. Connections are made lazily; Close releases them.
 func Dial(allocator, lifecycle string, opts ...Option) (*Client, error) {
 	o, err := newOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	dialOpts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithKeepaliveParams(defaultKeepalive),
-	}, o.dialOptions...)
+	if allocator == "" || lifecycle == "" {
+		return nil, errors.New("scheduler: the allocator and lifecycle addresses are required")
+	}
+	var dialOpts []grpc.DialOption
+	if o.transport != nil {
+		if dialOpts, err = o.transport.DialOptions(); err != nil {
+			return nil, fmt.Errorf("scheduler: transport: %w", err)
+		}
+	}
+	dialOpts = append(append(dialOpts, grpc.WithKeepaliveParams(defaultKeepalive)), o.dialOptions...)
 	var conns []*grpc.ClientConn
 	for _, target := range []string{allocator, lifecycle} {
-		if target == "" {
-			return nil, errors.New("scheduler: the allocator and lifecycle addresses are required")
-		}
 		conn, err := grpc.NewClient(target, dialOpts...)
 		if err != nil {
 			for _, c := range conns {
 				_ = c.Close()
+			}
+			if o.transport == nil {
+				return nil, fmt.Errorf("scheduler: dial %s: %w (choose the transport with WithTransport: TLS with a CA file, or Insecure for services run with --insecure)", target, err)
 			}
 			return nil, fmt.Errorf("scheduler: dial %s: %w", target, err)
 		}

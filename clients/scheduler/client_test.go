@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/sparkpods/sparkpods/clients/scheduler"
+	"github.com/sparkpods/sparkpods/clients/transport"
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
 )
 
@@ -223,4 +227,23 @@ func TestOptionsAreValidated(t *testing.T) {
 	if _, err := scheduler.New(nil, nil); err == nil {
 		t.Error("New without connections succeeded")
 	}
+}
+
+// TestDialNeedsATransport checks that Dial has no plaintext default: with
+// neither WithTransport nor transport credentials it fails naming
+// WithTransport, and WithTransport's own mistakes are reported.
+func TestDialNeedsATransport(t *testing.T) {
+	_, err := scheduler.Dial("localhost:1", "localhost:2")
+	if err == nil || !strings.Contains(err.Error(), "WithTransport") {
+		t.Fatalf("Dial without a transport = %v, want an error naming WithTransport", err)
+	}
+	_, err = scheduler.Dial("localhost:1", "localhost:2", scheduler.WithTransport(transport.ClientOptions{}))
+	if err == nil || !strings.Contains(err.Error(), "--tls-ca-file is required") {
+		t.Fatalf("Dial with TLS but no CA file = %v, want an error saying the CA file is required", err)
+	}
+	c, err := scheduler.Dial("localhost:1", "localhost:2", scheduler.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatalf("Dial with transport credentials in WithDialOptions: %v", err)
+	}
+	_ = c.Close()
 }

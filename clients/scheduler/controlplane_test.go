@@ -2,33 +2,44 @@ package scheduler_test
 
 // TestAgainstTheServices runs the client against the four services as
 // separate processes (bin/, built by `make build`) on the package's real
-// local control plane; `go test -short` skips it.
+// local control plane, over mutual TLS with certificates from a local CA;
+// `go test -short` skips it.
 
 import (
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sparkpods/sparkpods/clients/scheduler"
+	"github.com/sparkpods/sparkpods/clients/transport"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane/controlplanetest"
 	"github.com/sparkpods/sparkpods/deploy/local/launch"
+	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
 )
 
 func TestMain(m *testing.M) { controlplanetest.Main(m, controlplane.Options{}) }
 
-// services are the four sparkpods services of one test.
+// faultInjectorName is the identity the test calls PodService with, to
+// make kwok fail an executor; the pod manager trusts it, as it trusts the
+// allocator and the lifecycle service.
+const faultInjectorName = "scheduler-test-fault-injector"
+
+// services are the four sparkpods services of one test and their CA.
 type services struct {
 	allocator, lifecycle, podmanager string
+	pki                              *servicepki.Authority
 }
 
 func startServices(t *testing.T, ns string) services {
@@ -39,9 +50,16 @@ func startServices(t *testing.T, ns string) services {
 		t.Fatal(err)
 	}
 	t.Logf("service logs in %s", logDir)
+	pki, err := servicepki.Open(filepath.Join(logDir, "pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := launch.GrantOperators(context.Background(), cp.Client()); err != nil {
+		t.Fatal(err)
+	}
 	start := func(name string, args ...string) *launch.Service {
 		s, err := launch.Start(context.Background(), launch.Config{
-			Name: name, LogDir: logDir, ReadyTimeout: 2 * time.Minute,
+			Name: name, LogDir: logDir, ReadyTimeout: 2 * time.Minute, PKI: pki,
 			Args: append([]string{"--kubeconfig=" + cp.KubeconfigPath()}, args...),
 		})
 		if err != nil {
@@ -51,10 +69,10 @@ func startServices(t *testing.T, ns string) services {
 		return s
 	}
 	snapshot := start("snapshot", "--namespaces="+ns, "--api-polling-interval=2s")
-	podman := start("podmanager")
+	podman := start("podmanager", "--trusted-callers="+strings.Join([]string{launch.Identity("allocator"), launch.Identity("lifecycle"), faultInjectorName}, ","))
 	allocator := start("allocator", "--snapshot-addr="+snapshot.Addr(), "--podmanager-addr="+podman.Addr(), "--leader-elect=false")
 	lifecycle := start("lifecycle", "--snapshot-addr="+snapshot.Addr(), "--podmanager-addr="+podman.Addr(), "--allocator-addr="+allocator.Addr())
-	return services{allocator: allocator.Addr(), lifecycle: lifecycle.Addr(), podmanager: podman.Addr()}
+	return services{allocator: allocator.Addr(), lifecycle: lifecycle.Addr(), podmanager: podman.Addr(), pki: pki}
 }
 
 // eventually polls cond every 100ms until it holds, failing the test after
@@ -96,7 +114,12 @@ func TestAgainstTheServices(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	operator, err := svc.pki.ClientOptions("scheduler-test-operator", launch.OperatorGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := scheduler.Dial(svc.allocator, svc.lifecycle,
+		scheduler.WithTransport(operator),
 		scheduler.WithHeartbeatInterval(500*time.Millisecond),
 		scheduler.WithAcknowledgeInterval(time.Second),
 		scheduler.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil))))
@@ -120,6 +143,38 @@ func TestAgainstTheServices(t *testing.T) {
 	}
 	if _, err := c.Register(ctx, spec); err != nil {
 		t.Fatalf("registering again with the same spec: %v", err)
+	}
+
+	// A caller with a valid certificate but no RBAC grant is refused at
+	// once, not retried, on unary calls and on the event stream alike; one
+	// with no client certificate at all is not authenticated.
+	stranger, err := svc.pki.ClientOptions("scheduler-test-stranger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusals := []struct {
+		name string
+		as   transport.ClientOptions
+		want codes.Code
+	}{
+		{"no RBAC grant", stranger, codes.PermissionDenied},
+		{"no credentials", transport.ClientOptions{Files: transport.Files{CAFile: svc.pki.CAFile()}}, codes.Unauthenticated},
+	}
+	for _, r := range refusals {
+		other, err := scheduler.Dial(svc.allocator, svc.lifecycle, scheduler.WithTransport(r.as), scheduler.WithCallTimeout(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Register(ctx, spec); status.Code(err) != r.want {
+			t.Errorf("%s: Register = %v, want %v", r.name, err, r.want)
+		}
+		for _, err := range other.Application(ns, appID).Events(ctx, 0) {
+			if status.Code(err) != r.want {
+				t.Errorf("%s: Events = %v, want %v", r.name, err, r.want)
+			}
+			break
+		}
+		_ = other.Close()
 	}
 
 	// Follow the events from the start, as a driver does, while the rest of
@@ -170,7 +225,15 @@ func TestAgainstTheServices(t *testing.T) {
 	for id := range running {
 		victim = max(victim, id)
 	}
-	conn, err := grpc.NewClient(svc.podmanager, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	faultInjector, err := svc.pki.ClientOptions(faultInjectorName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial, err := faultInjector.DialOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(svc.podmanager, dial...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,14 @@
 // targets, kill, decommission, unregister) and the lifecycle service's
 // LifecycleService (why each executor ended).
 //
-// Start with Dial, naming both addresses, then register an application and
-// drive it through its handle:
+// Start with Dial, naming both addresses and how to authenticate, then
+// register an application and drive it through its handle:
 //
-//	c, err := scheduler.Dial("sparkpods-allocator.sparkpods:50052", "sparkpods-lifecycle.sparkpods:50053")
+//	c, err := scheduler.Dial("sparkpods-allocator.sparkpods:50052", "sparkpods-lifecycle.sparkpods:50053",
+//		scheduler.WithTransport(transport.ClientOptions{
+//			Files:     transport.Files{CAFile: "/etc/sparkpods/ca.crt"},
+//			TokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token",
+//		}))
 //	...
 //	defer c.Close()
 //	app, err := c.Register(ctx, scheduler.AppSpec{
@@ -55,8 +59,26 @@
 // acknowledges the events its caller has finished with (those whose loop
 // body returned), at most once per interval, so the service can forget them.
 //
-// Connections made by Dial use plaintext unless WithDialOptions supplies
-// credentials, and send keepalive pings every 20 seconds while a stream is
-// open (the services refuse pings more often than every 10 seconds), so a
-// dead connection under a quiet event stream is noticed in about 30 seconds.
+// # Transport and identity
+//
+// The services speak TLS and authenticate every caller, so Dial needs
+// WithTransport (a transport.ClientOptions, as the Go flags of
+// transport.ClientOptions.BindClientFlags fill it in): the CA bundle that
+// signs the services' certificates and either a client certificate (its
+// common name is the caller's identity, its organizations the groups) or a
+// Kubernetes ServiceAccount token file, sent as a bearer token and checked
+// with a TokenReview. A driver pod normally uses its projected
+// ServiceAccount token. The services then authorize the identity with a
+// SubjectAccessReview on applications.sparkpods.io in the request's
+// namespace: registering needs create, targets, kills and acknowledgements
+// update, reads get, events watch, unregistering delete. Refusals come back
+// as Unauthenticated or PermissionDenied, which are not retried.
+// WithTransport(transport.ClientOptions{Insecure: true}) speaks plaintext
+// to services run with --insecure (development only). Dial without either
+// WithTransport or transport credentials in WithDialOptions fails.
+//
+// Connections made by Dial send keepalive pings every 20 seconds while a
+// stream is open (the services refuse pings more often than every 10
+// seconds), so a dead connection under a quiet event stream is noticed in
+// about 30 seconds.
 package scheduler

@@ -2,7 +2,6 @@ package scheduler_test
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log"
 	"net"
@@ -10,10 +9,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/sparkpods/sparkpods/clients/scheduler"
+	"github.com/sparkpods/sparkpods/clients/transport"
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
 )
 
@@ -25,8 +24,12 @@ func Example() {
 	addr, stop := serveExample()
 	defer stop()
 
-	// In a cluster: Dial("sparkpods-allocator.sparkpods:50052", "sparkpods-lifecycle.sparkpods:50053").
-	c, err := scheduler.Dial(addr, addr, scheduler.WithBackoff(time.Millisecond, 10*time.Millisecond))
+	// In a cluster: Dial("sparkpods-allocator.sparkpods:50052",
+	// "sparkpods-lifecycle.sparkpods:50053") over TLS, as in ExampleDial.
+	// The stand-in service here speaks plaintext.
+	c, err := scheduler.Dial(addr, addr,
+		scheduler.WithTransport(transport.ClientOptions{Insecure: true}),
+		scheduler.WithBackoff(time.Millisecond, 10*time.Millisecond))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -66,13 +69,17 @@ func Example() {
 	// event 2: executor 1 lost, exit code 52
 }
 
-// ExampleDial connects over TLS and picks up an application a previous run
-// of the scheduler registered, resuming its events after the sequence that
-// run persisted.
+// ExampleDial connects over TLS as the pod's ServiceAccount and picks up an
+// application a previous run of the scheduler registered, resuming its
+// events after the sequence that run persisted.
 func ExampleDial() {
-	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13})
 	c, err := scheduler.Dial("sparkpods-allocator.sparkpods:50052", "sparkpods-lifecycle.sparkpods:50053",
-		scheduler.WithDialOptions(grpc.WithTransportCredentials(creds)),
+		scheduler.WithTransport(transport.ClientOptions{
+			// The CA bundle that signs the services' certificates, mounted
+			// from a ConfigMap, and the pod's projected token.
+			Files:     transport.Files{CAFile: "/etc/sparkpods/ca.crt"},
+			TokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token",
+		}),
 		scheduler.WithCallTimeout(10*time.Second),
 		scheduler.WithAcknowledgeInterval(30*time.Second))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sparkpods/sparkpods/clients/scheduler"
+	"github.com/sparkpods/sparkpods/clients/transport"
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
 )
 
@@ -151,6 +152,7 @@ func serve(t *testing.T, sched *fakeScheduler, life *fakeLifecycle, opts ...sche
 	sparkpodsv1.RegisterSchedulerServiceServer(srv, sched)
 	sparkpodsv1.RegisterLifecycleServiceServer(srv, life)
 	go func() { _ = srv.Serve(lis) }()
+	opts = append([]scheduler.Option{scheduler.WithTransport(transport.ClientOptions{Insecure: true})}, opts...)
 	c, err := scheduler.Dial(lis.Addr().String(), lis.Addr().String(), opts...)
 	if err != nil {
 		t.Fatal(err)

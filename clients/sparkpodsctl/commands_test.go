@@ -2,7 +2,8 @@ package sparkpodsctl
 
 // The command tests run each sparkpodsctl command against the four services
 // as separate processes (bin/, built by `make build`) on the package's real
-// local control plane; `go test -short` skips them.
+// local control plane, over mutual TLS with certificates from a local CA;
+// `go test -short` skips them.
 
 import (
 	"bytes"
@@ -18,25 +19,42 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/sparkpods/sparkpods/clients/transport"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane/controlplanetest"
 	"github.com/sparkpods/sparkpods/deploy/local/launch"
+	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
 )
 
 func TestMain(m *testing.M) { controlplanetest.Main(m, controlplane.Options{}) }
 
-// env is the services of one test and a config file naming them.
+// Identities of the test's own callers, besides the services'.
+const (
+	// operatorName is sparkpodsctl's user, in launch.OperatorGroup, which
+	// launch.GrantOperators lets act on every application.
+	operatorName = "sparkpodsctl-test-operator"
+	// strangerName has a valid certificate and no RBAC grant at all.
+	strangerName = "sparkpodsctl-test-stranger"
+	// faultInjectorName calls PodService to make kwok fail an executor;
+	// the pod manager trusts it, as it trusts the allocator and the
+	// lifecycle service.
+	faultInjectorName = "sparkpodsctl-test-fault-injector"
+)
+
+// env is the services of one test and a config file naming them, with the
+// operator's certificate.
 type env struct {
-	t      *testing.T
-	ns     string
-	config string
-	pods   sparkpodsv1.PodServiceClient
-	snap   sparkpodsv1.SnapshotServiceClient
+	t        *testing.T
+	ns       string
+	config   string
+	operator transport.ClientOptions
+	pki      *servicepki.Authority
+	pods     sparkpodsv1.PodServiceClient
+	snap     sparkpodsv1.SnapshotServiceClient
 }
 
 func startServices(t *testing.T) *env {
@@ -48,9 +66,16 @@ func startServices(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Logf("service logs in %s", logDir)
+	pki, err := servicepki.Open(filepath.Join(logDir, "pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := launch.GrantOperators(context.Background(), cp.Client()); err != nil {
+		t.Fatal(err)
+	}
 	start := func(name string, args ...string) *launch.Service {
 		s, err := launch.Start(context.Background(), launch.Config{
-			Name: name, LogDir: logDir, ReadyTimeout: 2 * time.Minute,
+			Name: name, LogDir: logDir, ReadyTimeout: 2 * time.Minute, PKI: pki,
 			Args: append([]string{"--kubeconfig=" + cp.KubeconfigPath()}, args...),
 		})
 		if err != nil {
@@ -60,25 +85,38 @@ func startServices(t *testing.T) *env {
 		return s
 	}
 	snapshot := start("snapshot", "--namespaces="+ns, "--api-polling-interval=2s")
-	podman := start("podmanager")
+	podman := start("podmanager", "--trusted-callers="+strings.Join([]string{launch.Identity("allocator"), launch.Identity("lifecycle"), faultInjectorName}, ","))
 	allocator := start("allocator", "--snapshot-addr="+snapshot.Addr(), "--podmanager-addr="+podman.Addr(), "--leader-elect=false")
 	lifecycle := start("lifecycle", "--snapshot-addr="+snapshot.Addr(), "--podmanager-addr="+podman.Addr(), "--allocator-addr="+allocator.Addr())
 
-	e := &env{t: t, ns: ns, config: filepath.Join(t.TempDir(), "config")}
+	e := &env{t: t, ns: ns, config: filepath.Join(t.TempDir(), "config"), pki: pki}
+	if e.operator, err = pki.ClientOptions(operatorName, launch.OperatorGroup); err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{CurrentContext: "test", Contexts: []Context{{
 		Name: "test", Snapshot: snapshot.Addr(), Allocator: allocator.Addr(),
 		Lifecycle: lifecycle.Addr(), Podmanager: podman.Addr(), Namespace: ns,
+		TLSCAFile: e.operator.Files.CAFile, TLSCertFile: e.operator.Files.CertFile, TLSKeyFile: e.operator.Files.KeyFile,
 	}}}
 	if err := cfg.Write(e.config); err != nil {
 		t.Fatal(err)
 	}
-	e.pods = sparkpodsv1.NewPodServiceClient(e.dial(podman.Addr()))
-	e.snap = sparkpodsv1.NewSnapshotServiceClient(e.dial(snapshot.Addr()))
+	faultInjector, err := pki.ClientOptions(faultInjectorName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pods = sparkpodsv1.NewPodServiceClient(e.dial(podman.Addr(), faultInjector))
+	e.snap = sparkpodsv1.NewSnapshotServiceClient(e.dial(snapshot.Addr(), e.operator))
 	return e
 }
 
-func (e *env) dial(addr string) *grpc.ClientConn {
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// dial connects to addr with the given identity.
+func (e *env) dial(addr string, as transport.ClientOptions) *grpc.ClientConn {
+	opts, err := as.DialOptions()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -91,6 +129,24 @@ func (e *env) ctl(ctx context.Context, args ...string) (code int, stdout, stderr
 	var out, errOut bytes.Buffer
 	code = Run(ctx, append([]string{"--config", e.config}, args...), Streams{Out: &out, ErrOut: &errOut})
 	return code, out.String(), errOut.String()
+}
+
+// configWithout writes a copy of the test's config with the addresses
+// only, no TLS settings, and returns its path.
+func (e *env) configWithout(t *testing.T) string {
+	t.Helper()
+	cfg, err := LoadConfig(e.config, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cfg.Contexts[0]
+	k.TLSCAFile, k.TLSCertFile, k.TLSKeyFile = "", "", ""
+	cfg.Contexts[0] = k
+	path := filepath.Join(t.TempDir(), "config")
+	if err := cfg.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func (e *env) mustCtl(args ...string) string {
@@ -137,7 +193,7 @@ func (e *env) registerApp(app string) {
 		e.t.Fatal(err)
 	}
 	k, _ := cfg.Resolve("")
-	sched := sparkpodsv1.NewSchedulerServiceClient(e.dial(k.Allocator))
+	sched := sparkpodsv1.NewSchedulerServiceClient(e.dial(k.Allocator, e.operator))
 	if _, err := sched.RegisterApplication(ctx, &sparkpodsv1.RegisterApplicationRequest{
 		Namespace: e.ns, AppId: app, DriverPodName: app + "-driver",
 		SparkConf: map[string]string{
@@ -295,13 +351,14 @@ func TestCommandsAgainstTheServices(t *testing.T) {
 			args []string
 			want string
 		}{
-			{[]string{"-plaintext", k.Snapshot, "list"}, "sparkpods.v1.SnapshotService"},
-			{[]string{"-plaintext", k.Snapshot, "sparkpods.v1.SnapshotService/ListApplications"}, `"appId": "` + app + `"`},
-			{[]string{"-plaintext", "-d", req, k.Snapshot, "sparkpods.v1.SnapshotService/GetSnapshot"}, `"state": "EXECUTOR_STATE_RUNNING"`},
-			{[]string{"-plaintext", "-d", req, k.Allocator, "sparkpods.v1.SchedulerService/GetApplication"}, `"driverPodName": "` + app + `-driver"`},
-			{[]string{"-plaintext", "-d", req, k.Lifecycle, "sparkpods.v1.LifecycleService/ListExecutorEvents"}, "{"},
+			{[]string{k.Snapshot, "list"}, "sparkpods.v1.SnapshotService"},
+			{[]string{k.Snapshot, "sparkpods.v1.SnapshotService/ListApplications"}, `"appId": "` + app + `"`},
+			{[]string{"-d", req, k.Snapshot, "sparkpods.v1.SnapshotService/GetSnapshot"}, `"state": "EXECUTOR_STATE_RUNNING"`},
+			{[]string{"-d", req, k.Allocator, "sparkpods.v1.SchedulerService/GetApplication"}, `"driverPodName": "` + app + `-driver"`},
+			{[]string{"-d", req, k.Lifecycle, "sparkpods.v1.LifecycleService/ListExecutorEvents"}, "{"},
 		} {
-			out, err := exec.Command(grpcurl, tt.args...).CombinedOutput()
+			tls := []string{"-cacert", k.TLSCAFile, "-cert", k.TLSCertFile, "-key", k.TLSKeyFile}
+			out, err := exec.Command(grpcurl, append(tls, tt.args...)...).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), tt.want) {
 				t.Errorf("grpcurl %s: %v\n%s\nwant %q in it", strings.Join(tt.args, " "), err, out, tt.want)
 			}
@@ -309,7 +366,10 @@ func TestCommandsAgainstTheServices(t *testing.T) {
 	})
 
 	// Every grpcurl line of the README's example block, run as written in a
-	// shell with the variables it asks the reader to set.
+	// shell with the variables it asks the reader to set: the addresses, and
+	// TLS, grpcurl's -cacert, -cert and -key flags with the CA bundle and
+	// the operator's certificate and key (the README sets it for `make
+	// run`'s files; the lines here run with this test's).
 	t.Run("README grpcurl", func(t *testing.T) {
 		grpcurl, err := filepath.Abs("../../.local/tools/bin/grpcurl")
 		if err == nil {
@@ -350,6 +410,7 @@ func TestCommandsAgainstTheServices(t *testing.T) {
 			cmd.Env = append(os.Environ(),
 				"PATH="+filepath.Dir(grpcurl)+string(os.PathListSeparator)+os.Getenv("PATH"),
 				"SNAPSHOT="+k.Snapshot, "ALLOCATOR="+k.Allocator, "LIFECYCLE="+k.Lifecycle,
+				"TLS="+strings.Join([]string{"-cacert", k.TLSCAFile, "-cert", k.TLSCertFile, "-key", k.TLSKeyFile}, " "),
 				"NS="+e.ns, "APP="+app)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
@@ -369,6 +430,45 @@ func TestCommandsAgainstTheServices(t *testing.T) {
 				t.Errorf("%s: no expectation for this README line; add one", line)
 			}
 		}
+	})
+
+	// The operator's certificate comes from flags here, over a config that
+	// has the addresses only.
+	t.Run("mutual TLS from flags", func(t *testing.T) {
+		bare := e.configWithout(t)
+		e.eventually(app, "--config", bare, "--tls-ca-file", e.operator.Files.CAFile,
+			"--tls-cert-file", e.operator.Files.CertFile, "--tls-key-file", e.operator.Files.KeyFile, "get", "apps")
+	})
+
+	t.Run("no credentials", func(t *testing.T) {
+		bare := e.configWithout(t)
+		code, out, errOut := e.ctl(context.Background(), "--config", bare, "--tls-ca-file", e.operator.Files.CAFile, "get", "apps")
+		if code != ExitError || !strings.Contains(errOut, "Error from server (Unauthenticated)") ||
+			!strings.Contains(errOut, "credentials") || !strings.Contains(errOut, "--tls-cert-file") {
+			t.Fatalf("get apps with no client certificate or token: exit %d\n%s%s\nwant exit %d, Unauthenticated and a hint at the credentials flags", code, out, errOut, ExitError)
+		}
+		t.Logf("sparkpodsctl printed: %s", errOut)
+	})
+
+	t.Run("no RBAC grant", func(t *testing.T) {
+		stranger, err := e.pki.Issue(strangerName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := e.ctl(context.Background(), "--tls-cert-file", stranger.CertFile, "--tls-key-file", stranger.KeyFile, "get", "executors", app)
+		want := fmt.Sprintf(`user %q may not get sparkpods.io/applications %q in namespace %q`, strangerName, app, e.ns)
+		if code != ExitError || !strings.Contains(errOut, "Error from server (PermissionDenied)") || !strings.Contains(errOut, want) {
+			t.Fatalf("get executors as a user without RBAC: exit %d\n%s%s\nwant exit %d and PermissionDenied: %s", code, out, errOut, ExitError, want)
+		}
+		t.Logf("sparkpodsctl printed: %s", errOut)
+	})
+
+	t.Run("plaintext to a TLS service", func(t *testing.T) {
+		code, out, errOut := e.ctl(context.Background(), "--insecure", "--timeout", "5s", "get", "apps")
+		if code != ExitError || !strings.Contains(errOut, "error: the service is unavailable") {
+			t.Fatalf("get apps in plaintext: exit %d\n%s%s", code, out, errOut)
+		}
+		t.Logf("sparkpodsctl printed: %s", errOut)
 	})
 
 	t.Run("errors", func(t *testing.T) {

@@ -13,8 +13,8 @@ import (
 const ConfigEnv = "SPARKPODSCONFIG"
 
 // Config is the endpoint configuration file, in the tradition of a
-// kubeconfig: named contexts, each with the addresses of the four services
-// and a default namespace, and the one in use.
+// kubeconfig: named contexts, each with the addresses of the four services,
+// a default namespace and how to authenticate to them, and the one in use.
 //
 //	current-context: local
 //	contexts:
@@ -24,12 +24,18 @@ const ConfigEnv = "SPARKPODSCONFIG"
 //	  lifecycle: 127.0.0.1:50053
 //	  podmanager: 127.0.0.1:50054
 //	  namespace: spark
+//	  tls-ca-file: pki/ca.crt
+//	  tls-cert-file: pki/alice.crt
+//	  tls-key-file: pki/alice.key
+//
+// The TLS keys are the flags of the same names. Relative file paths are
+// relative to the config file's folder, as in a kubeconfig.
 type Config struct {
 	CurrentContext string    `json:"current-context,omitempty"`
 	Contexts       []Context `json:"contexts,omitempty"`
 }
 
-// Context is one set of endpoints.
+// Context is one set of endpoints and the credentials to call them with.
 type Context struct {
 	Name       string `json:"name"`
 	Snapshot   string `json:"snapshot,omitempty"`
@@ -37,6 +43,23 @@ type Context struct {
 	Lifecycle  string `json:"lifecycle,omitempty"`
 	Podmanager string `json:"podmanager,omitempty"`
 	Namespace  string `json:"namespace,omitempty"`
+
+	// TLSCAFile is the PEM CA bundle that signs the services' certificates;
+	// required unless Insecure.
+	TLSCAFile string `json:"tls-ca-file,omitempty"`
+	// TLSCertFile and TLSKeyFile are a client certificate and its key: the
+	// caller's identity (common name) and groups (organizations).
+	TLSCertFile string `json:"tls-cert-file,omitempty"`
+	TLSKeyFile  string `json:"tls-key-file,omitempty"`
+	// TokenFile holds a Kubernetes ServiceAccount token sent as a bearer
+	// token, the other way to authenticate.
+	TokenFile string `json:"token-file,omitempty"`
+	// TLSServerName is the name the services' certificates must carry,
+	// when it is not the host dialled.
+	TLSServerName string `json:"tls-server-name,omitempty"`
+	// Insecure dials in plaintext, for services run with --insecure
+	// (development only).
+	Insecure bool `json:"insecure,omitempty"`
 }
 
 // DefaultContext holds the services' own default listen ports on localhost.
@@ -93,7 +116,8 @@ func (c *Config) Write(path string) error {
 }
 
 // Resolve returns the named context (the current one when name is empty)
-// with the defaults filled in.
+// with the defaults filled in. File paths are returned as written; see
+// Context.relativeTo.
 func (c *Config) Resolve(name string) (Context, error) {
 	if name == "" {
 		name = c.CurrentContext
@@ -115,7 +139,20 @@ func (c *Config) Resolve(name string) (Context, error) {
 				*dst = src
 			}
 		}
+		ctx.TLSCAFile, ctx.TLSCertFile, ctx.TLSKeyFile = k.TLSCAFile, k.TLSCertFile, k.TLSKeyFile
+		ctx.TokenFile, ctx.TLSServerName, ctx.Insecure = k.TokenFile, k.TLSServerName, k.Insecure
 		return ctx, nil
 	}
 	return Context{}, fmt.Errorf("context %q is not in the config", name)
+}
+
+// relativeTo makes the context's relative file paths relative to dir, the
+// folder of the config file that names them.
+func (k Context) relativeTo(dir string) Context {
+	for _, p := range []*string{&k.TLSCAFile, &k.TLSCertFile, &k.TLSKeyFile, &k.TokenFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	return k
 }

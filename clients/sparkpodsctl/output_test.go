@@ -150,7 +150,10 @@ func TestExitCodesAndErrors(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, ExitUsage, "unknown command"},
 		{"bad executor id", []string{"kill", "app", "x"}, ExitUsage, `executor id "x"`},
 		{"scale needs a count", []string{"scale", "app"}, ExitUsage, "--executors N"},
-		{"nothing listening", []string{"--snapshot-addr", "127.0.0.1:1", "--timeout", "2s", "get", "apps"}, ExitError, "the service is unavailable"},
+		{"nothing listening", []string{"--insecure", "--snapshot-addr", "127.0.0.1:1", "--timeout", "2s", "get", "apps"}, ExitError, "the service is unavailable"},
+		{"no CA bundle", []string{"--snapshot-addr", "127.0.0.1:1", "get", "apps"}, ExitUsage, "no CA bundle to verify the services with: set --tls-ca-file"},
+		{"CA bundle missing", []string{"--tls-ca-file", filepath.Join(dir, "nope.crt"), "get", "apps"}, ExitUsage, "nope.crt: no such file"},
+		{"token in plaintext", []string{"--insecure", "--token-file", filepath.Join(dir, "token"), "get", "apps"}, ExitUsage, "a token is never sent in plaintext"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,6 +174,12 @@ func TestDescribeServerErrors(t *testing.T) {
 	}{
 		{status.Error(codes.NotFound, `application spark/x is not registered`), `Error from server (NotFound): application spark/x is not registered`},
 		{status.Error(codes.Unavailable, "connection refused"), "error: the service is unavailable (connection refused); check its address"},
+		{status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`),
+			"error: the TLS handshake with the service failed (connection error"},
+		{status.Error(codes.Unauthenticated, "no credentials: present a client certificate"),
+			"Error from server (Unauthenticated): no credentials: present a client certificate\nsparkpodsctl's credentials were not accepted: give a client certificate"},
+		{status.Error(codes.PermissionDenied, `user "bob" may not list sparkpods.io/applications in namespace "spark"`),
+			`Error from server (PermissionDenied): user "bob" may not list sparkpods.io/applications in namespace "spark"` + "\nthe caller is authenticated but has no RBAC grant for this"},
 	}
 	for _, tt := range tests {
 		if got := describe(tt.err); !strings.HasPrefix(got, tt.want) {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from typing import Iterator, Mapping, Optional, Union
 
 import grpc
@@ -31,19 +32,68 @@ _RESUMABLE = frozenset({
 })
 
 
+# How long a token read from a file is used before the file is read again:
+# Kubernetes rotates projected ServiceAccount tokens long before they expire.
+_TOKEN_REREAD_SECONDS = 60.0
+
+
+def channel_credentials(ca_file: str, *, cert_file: Optional[str] = None, key_file: Optional[str] = None,
+                        token_file: Optional[str] = None) -> grpc.ChannelCredentials:
+    """Returns credentials to reach the sparkpods services over TLS.
+
+    ``ca_file`` is the PEM CA bundle that signs the services' certificates.
+    The caller authenticates with a client certificate (``cert_file`` and
+    ``key_file``, PEM; its common name is the identity, its organizations the
+    groups) or with a Kubernetes ServiceAccount token (``token_file``, for
+    example the pod's projected token
+    ``/var/run/secrets/kubernetes.io/serviceaccount/token``), sent as
+    ``authorization: Bearer <token>`` and re-read every minute. The services
+    then authorize the identity with RBAC on ``applications.sparkpods.io`` in
+    the request's namespace.
+
+    The certificate files are read now: after rotating them, make a new
+    client. Raises OSError when a file cannot be read and ValueError when
+    only one of cert_file and key_file is given.
+    """
+    if (cert_file is None) != (key_file is None):
+        raise ValueError("cert_file and key_file go together")
+    root = _read(ca_file)
+    key = _read(key_file) if key_file else None
+    chain = _read(cert_file) if cert_file else None
+    creds = grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=chain)
+    if token_file:
+        token = grpc.metadata_call_credentials(_TokenFile(token_file), name="sparkpods-service-account-token")
+        creds = grpc.composite_channel_credentials(creds, token)
+    return creds
+
+
 class SchedulerClient:
     """Connects a scheduler to the allocator (SchedulerService) and the
     lifecycle service (LifecycleService).
 
     Addresses are gRPC targets such as ``"sparkpods-allocator.sparkpods:50052"``.
-    The connections are plaintext unless ``credentials`` are given. ``timeout``
-    bounds each unary call, in seconds. Close the client (or use it as a
-    context manager) when done.
+    The services speak TLS: pass ``credentials`` from
+    :func:`channel_credentials`, or ``insecure=True`` for services run with
+    ``--insecure`` (plaintext, development only); one of the two is required.
+    ``server_name`` is the name the services' certificates must carry when it
+    is not the host of the address. ``timeout`` bounds each unary call, in
+    seconds. Close the client (or use it as a context manager) when done.
+
+    Refusals are ``grpc.RpcError`` with UNAUTHENTICATED (no or rejected
+    credentials) or PERMISSION_DENIED (no RBAC grant); the event stream does
+    not retry them.
     """
 
     def __init__(self, allocator: str, lifecycle: str, *,
-                 credentials: Optional[grpc.ChannelCredentials] = None, timeout: float = 30.0):
-        self._channels = [_channel(allocator, credentials), _channel(lifecycle, credentials)]
+                 credentials: Optional[grpc.ChannelCredentials] = None, insecure: bool = False,
+                 server_name: Optional[str] = None, timeout: float = 30.0):
+        if credentials is not None and insecure:
+            raise ValueError("credentials and insecure=True exclude each other")
+        if credentials is None and not insecure:
+            raise ValueError("pass credentials=sparkpods.channel_credentials(ca_file, ...) to reach the services "
+                             "over TLS, or insecure=True for services run with --insecure (development only)")
+        self._channels = [channel(allocator, credentials, server_name=server_name),
+                          channel(lifecycle, credentials, server_name=server_name)]
         self.scheduler = scheduler_pb2_grpc.SchedulerServiceStub(self._channels[0])
         self.lifecycle = lifecycle_pb2_grpc.LifecycleServiceStub(self._channels[1])
         self.timeout = timeout
@@ -202,10 +252,52 @@ class EventStream:
         self.cancel()
 
 
-def _channel(target: str, credentials: Optional[grpc.ChannelCredentials]) -> grpc.Channel:
+def channel(target: str, credentials: Optional[grpc.ChannelCredentials], *,
+            server_name: Optional[str] = None) -> grpc.Channel:
+    """Returns a channel to one sparkpods service with the client's keepalive:
+    over TLS with credentials (see :func:`channel_credentials`), or in
+    plaintext when credentials is None. For the stubs this package does not
+    wrap."""
     if credentials is None:
         return grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
-    return grpc.secure_channel(target, credentials, options=_CHANNEL_OPTIONS)
+    options = list(_CHANNEL_OPTIONS)
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return grpc.secure_channel(target, credentials, options=options)
+
+
+class _TokenFile(grpc.AuthMetadataPlugin):
+    """Sends the token in a file as a bearer token, re-reading the file every
+    minute so that a rotated ServiceAccount token is picked up. gRPC sends
+    call credentials over TLS only."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._lock = threading.Lock()
+        self._token = ""
+        self._read_at = 0.0
+
+    def __call__(self, context, callback):
+        try:
+            callback((("authorization", "Bearer " + self._current()),), None)
+        except Exception as e:  # handed to gRPC, which fails the call with it
+            callback(None, e)
+
+    def _current(self) -> str:
+        with self._lock:
+            if self._token and time.monotonic() - self._read_at < _TOKEN_REREAD_SECONDS:
+                return self._token
+            with open(self._path, encoding="utf-8") as f:
+                token = f.read().strip()
+            if not token:
+                raise ValueError(f"token file {self._path} is empty")
+            self._token, self._read_at = token, time.monotonic()
+            return token
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:

@@ -6,6 +6,13 @@ file with /usr/bin/python3 -m unittest, passing in the environment:
 
   SPARKPODS_ALLOCATOR, SPARKPODS_LIFECYCLE, SPARKPODS_PODMANAGER  gRPC addresses
   SPARKPODS_NAMESPACE, SPARKPODS_APP_ID, SPARKPODS_DRIVER_POD    the application
+  SPARKPODS_TLS_CA_FILE      the CA bundle that signs the services' certificates
+  SPARKPODS_TLS_CERT_FILE, SPARKPODS_TLS_KEY_FILE
+                             an operator's client certificate, allowed everything
+  SPARKPODS_PODMANAGER_TLS_CERT_FILE, SPARKPODS_PODMANAGER_TLS_KEY_FILE
+                             an identity the pod manager trusts, to fail an executor
+  SPARKPODS_TOKEN_FILE       a ServiceAccount token allowed on applications in
+                             SPARKPODS_NAMESPACE only
 """
 
 import os
@@ -15,12 +22,20 @@ import unittest
 
 import grpc
 
-from sparkpods import SchedulerClient
+from sparkpods import SchedulerClient, channel, channel_credentials
 from sparkpods.v1 import executor_pb2, lifecycle_pb2, pod_pb2, pod_pb2_grpc
 
 ENV = {k: os.environ.get("SPARKPODS_" + k.upper(), "") for k in
-       ("allocator", "lifecycle", "podmanager", "namespace", "app_id", "driver_pod")}
+       ("allocator", "lifecycle", "podmanager", "namespace", "app_id", "driver_pod", "tls_ca_file")}
+TLS = {k: os.environ.get("SPARKPODS_" + k.upper(), "") for k in
+       ("tls_cert_file", "tls_key_file", "podmanager_tls_cert_file", "podmanager_tls_key_file", "token_file")}
 TIMEOUT = 90.0
+
+
+def operator():
+    """Credentials of the operator, whose certificate is in a group allowed
+    everything on applications."""
+    return channel_credentials(ENV["tls_ca_file"], cert_file=TLS["tls_cert_file"], key_file=TLS["tls_key_file"])
 
 
 def eventually(what, check, timeout=TIMEOUT):
@@ -40,7 +55,7 @@ class LifeOfAnApplication(unittest.TestCase):
     """register -> scale -> an executor fails -> its event, resumed -> unregister."""
 
     def setUp(self):
-        self.client = SchedulerClient(ENV["allocator"], ENV["lifecycle"])
+        self.client = SchedulerClient(ENV["allocator"], ENV["lifecycle"], credentials=operator())
         self.addCleanup(self.client.close)
         self.client.wait_ready()
         self.ns, self.app_id = ENV["namespace"], ENV["app_id"]
@@ -82,7 +97,11 @@ class LifeOfAnApplication(unittest.TestCase):
         follower.start()
 
         # The executor's container exits with 137; kwok acts on the annotation.
-        pods = pod_pb2_grpc.PodServiceStub(grpc.insecure_channel(ENV["podmanager"]))
+        # PodService accepts only the identities the pod manager trusts.
+        pods_channel = channel(ENV["podmanager"], channel_credentials(
+            ENV["tls_ca_file"], cert_file=TLS["podmanager_tls_cert_file"], key_file=TLS["podmanager_tls_key_file"]))
+        self.addCleanup(pods_channel.close)
+        pods = pod_pb2_grpc.PodServiceStub(pods_channel)
         resp = pods.LabelExecutorPods(pod_pb2.LabelExecutorPodsRequest(
             namespace=self.ns, app_id=self.app_id, executor_ids=[victim],
             annotations={"sparkpods.io/exit-code": "137"}), timeout=30)
@@ -127,10 +146,39 @@ class LifeOfAnApplication(unittest.TestCase):
 @unittest.skipUnless(ENV["allocator"] and ENV["lifecycle"], "run by deploy/services_test.go")
 class Errors(unittest.TestCase):
     def test_invalid_registration(self):
-        with SchedulerClient(ENV["allocator"], ENV["lifecycle"]) as client:
+        with SchedulerClient(ENV["allocator"], ENV["lifecycle"], credentials=operator()) as client:
             with self.assertRaises(grpc.RpcError) as err:
                 client.register("", "")
             self.assertEqual(err.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+
+@unittest.skipUnless(all(ENV.values()), "run by deploy/services_test.go")
+class Authentication(unittest.TestCase):
+    """Who may call: TLS alone is not an identity; a ServiceAccount token is
+    one, authorized in its own namespace only."""
+
+    def test_tls_without_a_client_certificate_or_token_is_unauthenticated(self):
+        with SchedulerClient(ENV["allocator"], ENV["lifecycle"],
+                             credentials=channel_credentials(ENV["tls_ca_file"])) as client:
+            with self.assertRaises(grpc.RpcError) as err:
+                client.application(ENV["namespace"], "spark-python-probe").executors()
+            self.assertEqual(err.exception.code(), grpc.StatusCode.UNAUTHENTICATED, err.exception.details())
+            self.assertIn("no credentials", err.exception.details())
+
+    @unittest.skipUnless(TLS["token_file"], "needs SPARKPODS_TOKEN_FILE")
+    def test_service_account_token(self):
+        creds = channel_credentials(ENV["tls_ca_file"], token_file=TLS["token_file"])
+        with SchedulerClient(ENV["allocator"], ENV["lifecycle"], credentials=creds) as client:
+            # Authorized in its namespace: the allocator gets to say the
+            # application is unknown.
+            with self.assertRaises(grpc.RpcError) as err:
+                client.application(ENV["namespace"], "spark-python-probe").executors()
+            self.assertEqual(err.exception.code(), grpc.StatusCode.NOT_FOUND, err.exception.details())
+            # Refused elsewhere, naming the namespace.
+            with self.assertRaises(grpc.RpcError) as err:
+                client.application("default", "spark-python-probe").executors()
+            self.assertEqual(err.exception.code(), grpc.StatusCode.PERMISSION_DENIED, err.exception.details())
+            self.assertIn('in namespace "default"', err.exception.details())
 
 
 if __name__ == "__main__":

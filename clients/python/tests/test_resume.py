@@ -7,7 +7,7 @@ from concurrent import futures
 
 import grpc
 
-from sparkpods import SchedulerClient
+from sparkpods import SchedulerClient, channel_credentials
 from sparkpods.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 
 
@@ -45,7 +45,7 @@ class Resume(unittest.TestCase):
         port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
         self.addCleanup(self.server.stop, None)
-        self.client = SchedulerClient("127.0.0.1:1", f"127.0.0.1:{port}")
+        self.client = SchedulerClient("127.0.0.1:1", f"127.0.0.1:{port}", insecure=True)
         self.addCleanup(self.client.close)
 
     def test_resumes_from_last_sequence_without_repeats(self):
@@ -78,18 +78,32 @@ class Resume(unittest.TestCase):
         self.assertEqual(got, [11])
 
     def test_non_resumable_errors_are_raised(self):
-        class Refusing(lifecycle_pb2_grpc.LifecycleServiceServicer):
-            def WatchExecutorEvents(self, request, context):
-                context.abort(grpc.StatusCode.NOT_FOUND, "no such application")
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        lifecycle_pb2_grpc.add_LifecycleServiceServicer_to_server(Refusing(), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        self.addCleanup(server.stop, None)
-        with SchedulerClient("127.0.0.1:1", f"127.0.0.1:{port}") as client:
-            with self.assertRaises(grpc.RpcError) as err:
-                list(client.application("ns", "app").events())
-            self.assertEqual(err.exception.code(), grpc.StatusCode.NOT_FOUND)
+        for code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+            with self.subTest(code=code):
+                class Refusing(lifecycle_pb2_grpc.LifecycleServiceServicer):
+                    def WatchExecutorEvents(self, request, context):
+                        context.abort(code, "refused")
+                server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+                lifecycle_pb2_grpc.add_LifecycleServiceServicer_to_server(Refusing(), server)
+                port = server.add_insecure_port("127.0.0.1:0")
+                server.start()
+                self.addCleanup(server.stop, None)
+                with SchedulerClient("127.0.0.1:1", f"127.0.0.1:{port}", insecure=True) as client:
+                    with self.assertRaises(grpc.RpcError) as err:
+                        list(client.application("ns", "app").events())
+                    self.assertEqual(err.exception.code(), code)
+
+
+class Transport(unittest.TestCase):
+    def test_credentials_or_insecure_is_required(self):
+        with self.assertRaisesRegex(ValueError, "channel_credentials"):
+            SchedulerClient("127.0.0.1:1", "127.0.0.1:2")
+        with self.assertRaisesRegex(ValueError, "exclude each other"):
+            SchedulerClient("127.0.0.1:1", "127.0.0.1:2", credentials=grpc.ssl_channel_credentials(), insecure=True)
+
+    def test_cert_and_key_go_together(self):
+        with self.assertRaisesRegex(ValueError, "go together"):
+            channel_credentials(__file__, cert_file=__file__)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 package io.sparkpods.client;
 
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.sparkpods.v1.LifecycleServiceGrpc;
 import io.sparkpods.v1.RegisterApplicationRequest;
 import io.sparkpods.v1.SchedulerServiceGrpc;
+import java.io.IOException;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -14,7 +14,9 @@ import java.util.concurrent.TimeUnit;
  * an application, set its executor targets) and the lifecycle service's executor events.
  *
  * <pre>{@code
- * try (SchedulerClient client = SchedulerClient.connect("allocator:50052", "lifecycle:50053")) {
+ * Transport transport = Transport.tls(new File("/etc/sparkpods/ca.crt"))
+ *     .withTokenFile(Path.of("/var/run/secrets/kubernetes.io/serviceaccount/token"));
+ * try (SchedulerClient client = SchedulerClient.connect("allocator:50052", "lifecycle:50053", transport)) {
  *   Application app = client.register("spark", "spark-1234", "spark-1234-driver", sparkConf);
  *   app.setTargets(4);
  *   try (EventStream events = app.events(0, Duration.ofSeconds(10))) {
@@ -27,7 +29,9 @@ import java.util.concurrent.TimeUnit;
  * }</pre>
  *
  * <p>Errors are the {@link io.grpc.StatusRuntimeException} the services return, with their
- * status codes.
+ * status codes: UNAUTHENTICATED when the caller has no or rejected credentials,
+ * PERMISSION_DENIED when its identity has no RBAC grant on applications.sparkpods.io in the
+ * namespace. The event stream does not retry them.
  */
 public final class SchedulerClient implements AutoCloseable {
   final SchedulerServiceGrpc.SchedulerServiceBlockingStub scheduler;
@@ -49,20 +53,22 @@ public final class SchedulerClient implements AutoCloseable {
   }
 
   /**
-   * Connects in plaintext to the allocator and the lifecycle service, given as gRPC targets such
-   * as {@code "sparkpods-allocator.sparkpods:50052"}, with keepalive for long-lived event
-   * streams and a 30-second timeout per unary call.
+   * Connects to the allocator and the lifecycle service, given as gRPC targets such as {@code
+   * "sparkpods-allocator.sparkpods:50052"}, over {@code transport} (TLS with a client
+   * certificate or a ServiceAccount token, see {@link Transport}), with keepalive for long-lived
+   * event streams and a 30-second timeout per unary call.
+   *
+   * @throws IOException when a certificate or key file cannot be read or parsed
    */
-  public static SchedulerClient connect(String allocatorTarget, String lifecycleTarget) {
-    return new SchedulerClient(channel(allocatorTarget), channel(lifecycleTarget), Duration.ofSeconds(30));
-  }
-
-  private static ManagedChannel channel(String target) {
-    return ManagedChannelBuilder.forTarget(target)
-        .usePlaintext()
-        .keepAliveTime(20, TimeUnit.SECONDS)
-        .keepAliveTimeout(10, TimeUnit.SECONDS)
-        .build();
+  public static SchedulerClient connect(String allocatorTarget, String lifecycleTarget, Transport transport)
+      throws IOException {
+    ManagedChannel allocator = transport.channel(allocatorTarget);
+    try {
+      return new SchedulerClient(allocator, transport.channel(lifecycleTarget), Duration.ofSeconds(30));
+    } catch (IOException | RuntimeException e) {
+      allocator.shutdownNow();
+      throw e;
+    }
   }
 
   /**

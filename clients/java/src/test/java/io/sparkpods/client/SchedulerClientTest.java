@@ -7,7 +7,6 @@ import static org.junit.Assert.assertTrue;
 import static org.junit.Assume.assumeTrue;
 
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.sparkpods.v1.ExecutorEvent;
@@ -18,6 +17,8 @@ import io.sparkpods.v1.LabelExecutorPodsResponse;
 import io.sparkpods.v1.PodOutcome;
 import io.sparkpods.v1.PodServiceGrpc;
 import io.sparkpods.v1.ProfileAllocation;
+import java.io.File;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -33,7 +34,12 @@ import org.junit.Test;
  * Tests the client against the real services on the local control plane. deploy/services_test.go
  * starts the control plane and the services, creates a namespace and a driver pod, and runs
  * {@code mvn test} with SPARKPODS_ALLOCATOR, SPARKPODS_LIFECYCLE, SPARKPODS_PODMANAGER,
- * SPARKPODS_NAMESPACE, SPARKPODS_APP_ID and SPARKPODS_DRIVER_POD set.
+ * SPARKPODS_NAMESPACE, SPARKPODS_APP_ID and SPARKPODS_DRIVER_POD set, and the credentials:
+ * SPARKPODS_TLS_CA_FILE (the CA bundle of the services), SPARKPODS_TLS_CERT_FILE and
+ * SPARKPODS_TLS_KEY_FILE (an operator allowed everything), SPARKPODS_PODMANAGER_TLS_CERT_FILE and
+ * SPARKPODS_PODMANAGER_TLS_KEY_FILE (an identity the pod manager trusts, to fail an executor)
+ * and SPARKPODS_TOKEN_FILE (a ServiceAccount token allowed on applications in
+ * SPARKPODS_NAMESPACE only).
  */
 public class SchedulerClientTest {
   private static final Duration TIMEOUT = Duration.ofSeconds(90);
@@ -47,10 +53,19 @@ public class SchedulerClientTest {
     return v == null ? "" : v;
   }
 
+  private static Transport tls() {
+    return Transport.tls(new File(env("TLS_CA_FILE")));
+  }
+
+  /** The operator, whose certificate is in a group allowed everything on applications. */
+  private static Transport operator() {
+    return tls().withClientCertificate(new File(env("TLS_CERT_FILE")), new File(env("TLS_KEY_FILE")));
+  }
+
   @Before
-  public void connect() {
+  public void connect() throws Exception {
     assumeTrue("run by deploy/services_test.go, which starts the services", !env("ALLOCATOR").isEmpty());
-    client = SchedulerClient.connect(env("ALLOCATOR"), env("LIFECYCLE"));
+    client = SchedulerClient.connect(env("ALLOCATOR"), env("LIFECYCLE"), operator());
     ns = env("NAMESPACE");
     appId = env("APP_ID");
   }
@@ -106,7 +121,10 @@ public class SchedulerClientTest {
     follower.setDaemon(true);
     follower.start();
 
-    ManagedChannel podChannel = ManagedChannelBuilder.forTarget(env("PODMANAGER")).usePlaintext().build();
+    // PodService accepts only the identities the pod manager trusts.
+    ManagedChannel podChannel = tls()
+        .withClientCertificate(new File(env("PODMANAGER_TLS_CERT_FILE")), new File(env("PODMANAGER_TLS_KEY_FILE")))
+        .channel(env("PODMANAGER"));
     try {
       LabelExecutorPodsResponse resp = PodServiceGrpc.newBlockingStub(podChannel)
           .withDeadlineAfter(30, TimeUnit.SECONDS)
@@ -146,6 +164,34 @@ public class SchedulerClientTest {
     assertTrue(app.unregister() >= 2);
     StatusRuntimeException err = assertThrows(StatusRuntimeException.class, () -> app.setTargets(1));
     assertEquals(Status.Code.NOT_FOUND, err.getStatus().getCode());
+  }
+
+  /** TLS alone is no identity: a call without a client certificate or token is refused. */
+  @Test
+  public void noClientIdentityIsUnauthenticated() throws Exception {
+    try (SchedulerClient anonymous = SchedulerClient.connect(env("ALLOCATOR"), env("LIFECYCLE"), tls())) {
+      StatusRuntimeException err = assertThrows(StatusRuntimeException.class,
+          () -> anonymous.application(ns, "spark-java-probe").executors());
+      assertEquals(Status.Code.UNAUTHENTICATED, err.getStatus().getCode());
+      assertTrue(err.getStatus().getDescription(), err.getStatus().getDescription().contains("no credentials"));
+    }
+  }
+
+  /** A ServiceAccount token is an identity, authorized in its own namespace only. */
+  @Test
+  public void serviceAccountToken() throws Exception {
+    assumeTrue("needs SPARKPODS_TOKEN_FILE", !env("TOKEN_FILE").isEmpty());
+    Transport token = tls().withTokenFile(Path.of(env("TOKEN_FILE")));
+    try (SchedulerClient driver = SchedulerClient.connect(env("ALLOCATOR"), env("LIFECYCLE"), token)) {
+      // Authorized in its namespace: the allocator gets to say the application is unknown.
+      StatusRuntimeException err = assertThrows(StatusRuntimeException.class,
+          () -> driver.application(ns, "spark-java-probe").executors());
+      assertEquals(err.getStatus().toString(), Status.Code.NOT_FOUND, err.getStatus().getCode());
+      // Refused elsewhere, naming the namespace.
+      err = assertThrows(StatusRuntimeException.class, () -> driver.application("default", "spark-java-probe").executors());
+      assertEquals(err.getStatus().toString(), Status.Code.PERMISSION_DENIED, err.getStatus().getCode());
+      assertTrue(err.getStatus().getDescription(), err.getStatus().getDescription().contains("in namespace \"default\""));
+    }
   }
 
   @Test
