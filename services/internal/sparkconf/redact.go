@@ -27,7 +27,7 @@ func (c Conf) Redacted() (Conf, error) {
 		if p, compileErr := regexp.Compile(expr); compileErr == nil {
 			pattern = p
 		} else {
-			err = fmt.Errorf("%s %q does not compile (%v); redacting with Spark's default", RedactionRegex.Key, expr, compileErr)
+			err = fmt.Errorf("%s %q does not compile, so Spark's default redacts instead: %w", RedactionRegex.Key, expr, compileErr)
 		}
 	}
 	out := make(Conf, len(c))
