@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 
@@ -20,6 +21,10 @@ type fakeConfigMaps struct {
 	byName map[string]*corev1.ConfigMap // namespace/name
 	// failNext, when set, is returned by the next write instead of writing.
 	failNext error
+	// loseReplyAt, when positive, makes the write with that number (counting
+	// from 1 at the time it is set, in writes) apply and then fail, as a
+	// write does whose reply the network lost.
+	loseReplyAt int
 	writes   int
 	// listed are the namespaces of every List, "" for all.
 	listed []string
@@ -69,7 +74,19 @@ func (f *fakeConfigMaps) Create(_ context.Context, cm *corev1.ConfigMap) (*corev
 	c := cm.DeepCopy()
 	c.ResourceVersion = strconv.Itoa(f.rv)
 	f.byName[key] = c
-	return c.DeepCopy(), nil
+	return c.DeepCopy(), f.lostReply()
+}
+
+// lostReply is the error of a write that was applied but whose reply did
+// not arrive, when loseReplyAt says this is that write.
+func (f *fakeConfigMaps) lostReply() error {
+	if f.loseReplyAt == 0 {
+		return nil
+	}
+	if f.loseReplyAt--; f.loseReplyAt > 0 {
+		return nil
+	}
+	return errors.New("http2: client connection lost")
 }
 
 func (f *fakeConfigMaps) Update(_ context.Context, cm *corev1.ConfigMap) (*corev1.ConfigMap, error) {
@@ -90,7 +107,7 @@ func (f *fakeConfigMaps) Update(_ context.Context, cm *corev1.ConfigMap) (*corev
 	c := cm.DeepCopy()
 	c.ResourceVersion = strconv.Itoa(f.rv)
 	f.byName[key] = c
-	return c.DeepCopy(), nil
+	return c.DeepCopy(), f.lostReply()
 }
 
 func (f *fakeConfigMaps) Delete(_ context.Context, namespace, name, resourceVersion string) error {

@@ -94,6 +94,12 @@ type Store struct {
 type appLog struct {
 	// write serialises the writers of the application.
 	write sync.Mutex
+	// uncertain, guarded by write, says the last Append failed: its write
+	// may have landed all the same (the API server applied it and the reply
+	// was lost), so the next Append reads the log back first and looks for
+	// its events after uncertainAfter, the last sequence known before it.
+	uncertain      bool
+	uncertainAfter int64
 
 	// mu guards the fields below; it is held only briefly.
 	mu       sync.RWMutex
@@ -285,34 +291,98 @@ func (s *Store) Read(key AppKey, after int64, limit int) Page {
 // each event the next sequence number and the current time, and returns the
 // recorded events. The write is conditional on what the store read; on a
 // conflict the application is reloaded and the write tried again. When
-// Append fails nothing was recorded, except after a partial write of a batch
-// too large for one segment, whose written part is kept (and reported again
-// by the caller's retry: delivery is at least once). owner, if not nil,
-// becomes the owner of new segments.
+// Append fails, the events may still have been recorded, wholly or in part:
+// the API server may have applied a write whose reply was lost, or a batch
+// too large for one segment may have been cut short. The caller retries
+// with the same events, and the retry records each only once: after a
+// failed write, Append first reads the log back, and after any reload it
+// returns the events the log already holds beyond what it knew instead of
+// recording them again (see alreadyRecorded). owner, if not nil, becomes
+// the owner of new segments.
 func (s *Store) Append(ctx context.Context, key AppKey, events []*sparkpodsv1.ExecutorEvent, state reconcile.State, owner *metav1.OwnerReference) ([]*sparkpodsv1.ExecutorEvent, error) {
 	a := s.app(key)
 	a.write.Lock()
 	defer a.write.Unlock()
+	a.mu.RLock()
+	known := a.last
+	a.mu.RUnlock()
+	var found []*sparkpodsv1.ExecutorEvent
+	if a.uncertain {
+		// A failed batch may have installed the part it wrote: look for the
+		// events from before it.
+		known = min(known, a.uncertainAfter)
+		if err := s.reload(ctx, key, a); err != nil {
+			return nil, err
+		}
+		a.uncertain = false
+		found, events = a.alreadyRecorded(known, events)
+	}
 	var err error
 	for range writeAttempts {
 		var recorded []*sparkpodsv1.ExecutorEvent
 		recorded, err = s.tryAppend(ctx, key, a, events, state, owner)
 		if !isConflict(err) {
 			if err != nil {
+				a.uncertain, a.uncertainAfter = true, known
 				s.metrics.writes.WithLabelValues("append", "error").Inc()
 				return nil, err
 			}
 			s.metrics.writes.WithLabelValues("append", "ok").Inc()
 			s.trim(ctx, key, a)
-			return recorded, nil
+			return append(found, recorded...), nil
 		}
 		s.metrics.writes.WithLabelValues("append", "conflict").Inc()
 		s.conf.Logger.WarnContext(ctx, "event segment conflict; reloading", "app", key, "err", err)
 		if err := s.reload(ctx, key, a); err != nil {
 			return nil, err
 		}
+		var more []*sparkpodsv1.ExecutorEvent
+		more, events = a.alreadyRecorded(known, events)
+		found = append(found, more...)
 	}
+	a.uncertain, a.uncertainAfter = true, known
 	return nil, fmt.Errorf("record events of %s: %w (last: %w)", key, ErrConflict, err)
+}
+
+// eventIdentity is what makes two events report the same thing: an
+// executor (or the application, for FAILURE_LIMIT_EXCEEDED) is reported
+// once per event type and pod.
+type eventIdentity struct {
+	typ      sparkpodsv1.ExecutorEventType
+	executor int64
+	pod      string
+}
+
+func identityOf(ev *sparkpodsv1.ExecutorEvent) eventIdentity {
+	return eventIdentity{ev.GetType(), ev.GetExecutorId(), ev.GetPodName()}
+}
+
+// alreadyRecorded splits pending into the events the log already holds
+// with a sequence after known (returned as recorded there) and the rest.
+// Events past known that this writer did not see land are its own lost
+// replies, or another replica's report of the same ends: either way they
+// are recorded, and recording them again would deliver them twice.
+func (a *appLog) alreadyRecorded(known int64, pending []*sparkpodsv1.ExecutorEvent) (found, rest []*sparkpodsv1.ExecutorEvent) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	landed := map[eventIdentity][]*sparkpodsv1.ExecutorEvent{}
+	for _, seg := range a.segments {
+		for _, ev := range seg.events {
+			if ev.GetSequence() > known {
+				id := identityOf(ev)
+				landed[id] = append(landed[id], ev)
+			}
+		}
+	}
+	for _, ev := range pending {
+		id := identityOf(ev)
+		if same := landed[id]; len(same) > 0 {
+			found, landed[id] = append(found, same[0]), same[1:]
+			continue
+		}
+		rest = append(rest, ev)
+	}
+	return found, rest
 }
 
 func (s *Store) tryAppend(ctx context.Context, key AppKey, a *appLog, events []*sparkpodsv1.ExecutorEvent, state reconcile.State, owner *metav1.OwnerReference) ([]*sparkpodsv1.ExecutorEvent, error) {

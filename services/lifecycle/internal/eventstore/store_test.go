@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	testingclock "k8s.io/utils/clock/testing"
 
@@ -221,6 +222,96 @@ func TestFailedWriteRecordsNothing(t *testing.T) {
 	if got := appendOK(t, s, reconcile.State{}, removed(2, 10)); got[0].GetSequence() != 2 {
 		t.Fatalf("sequence after a failed write = %d, want 2", got[0].GetSequence())
 	}
+}
+
+// TestAWriteWhoseReplyWasLostIsNotRecordedTwice: the API server applied the
+// write but the reply was lost, so Append failed; the caller's retry with
+// the same events records nothing again, whether the write created a
+// segment or updated one, and later events keep their own numbers.
+func TestAWriteWhoseReplyWasLostIsNotRecordedTwice(t *testing.T) {
+	cms := newFakeConfigMaps()
+	s := newTestStore(t, cms, nil)
+	ctx := context.Background()
+	for _, batch := range [][]*sparkpodsv1.ExecutorEvent{
+		{removed(23, 10)},                  // creates the first segment
+		{removed(24, 10), removed(25, 10)}, // updates it
+	} {
+		cms.loseReplyAt = 1
+		if _, err := s.Append(ctx, app, batch, reconcile.State{}, nil); err == nil {
+			t.Fatal("Append succeeded although the reply was lost")
+		}
+		got := appendOK(t, s, reconcile.State{}, batch...)
+		if len(got) != len(batch) {
+			t.Fatalf("the retry returned %d events for %d", len(got), len(batch))
+		}
+		for i, ev := range got {
+			if ev.GetExecutorId() != batch[i].GetExecutorId() {
+				t.Errorf("the retry returned executor %d for %d", ev.GetExecutorId(), batch[i].GetExecutorId())
+			}
+		}
+	}
+	appendOK(t, s, reconcile.State{}, removed(26, 10))
+	want := []int64{23, 24, 25, 26}
+	for name, st := range map[string]*Store{"this store": s, "a reloaded store": newTestStore(t, cms, nil)} {
+		var ids, seqs []int64
+		for _, ev := range st.Read(app, 0, 0).Events {
+			ids, seqs = append(ids, ev.GetExecutorId()), append(seqs, ev.GetSequence())
+		}
+		if diff := cmp.Diff(want, ids); diff != "" {
+			t.Errorf("%s: executors (-want +got):\n%s", name, diff)
+		}
+		if diff := cmp.Diff([]int64{1, 2, 3, 4}, seqs); diff != "" {
+			t.Errorf("%s: sequences (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
+// TestABatchCutShortIsCompletedOnceByTheRetry: a batch larger than one
+// segment fails after its first segment was written (its second write is
+// refused, or applied with its reply lost); the retry records only what is
+// missing.
+func TestABatchCutShortIsCompletedOnceByTheRetry(t *testing.T) {
+	for name, failing := range map[string]func(*fakeConfigMaps) ConfigMaps{
+		"second write refused":    func(c *fakeConfigMaps) ConfigMaps { return &refuseAfter{fakeConfigMaps: c, writes: 1} },
+		"second write reply lost": func(c *fakeConfigMaps) ConfigMaps { c.loseReplyAt = 2; return c },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cms := newFakeConfigMaps()
+			s := newTestStore(t, cms, func(c *Config) { c.MaxSegmentBytes = 4 << 10 })
+			var batch []*sparkpodsv1.ExecutorEvent
+			for i := range 12 {
+				batch = append(batch, removed(int64(i+1), 700))
+			}
+			s.conf.ConfigMaps = failing(cms)
+			if _, err := s.Append(context.Background(), app, batch, reconcile.State{}, nil); err == nil {
+				t.Fatal("Append succeeded although a write failed")
+			}
+			s.conf.ConfigMaps = cms
+			appendOK(t, s, reconcile.State{}, batch...)
+			var ids []int64
+			for _, ev := range newTestStore(t, cms, nil).Read(app, 0, 0).Events {
+				ids = append(ids, ev.GetExecutorId())
+			}
+			if diff := cmp.Diff([]int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, ids); diff != "" {
+				t.Errorf("executors recorded (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// refuseAfter lets writes through to fakeConfigMaps until writes are used
+// up, then refuses every further write.
+type refuseAfter struct {
+	*fakeConfigMaps
+	writes int
+}
+
+func (r *refuseAfter) Create(ctx context.Context, cm *corev1.ConfigMap) (*corev1.ConfigMap, error) {
+	if r.writes == 0 {
+		return nil, errors.New("apiserver unavailable")
+	}
+	r.writes--
+	return r.fakeConfigMaps.Create(ctx, cm)
 }
 
 func TestReadPagesAndWakesReaders(t *testing.T) {
