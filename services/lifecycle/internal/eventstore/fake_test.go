@@ -25,7 +25,7 @@ type fakeConfigMaps struct {
 	// from 1 at the time it is set, in writes) apply and then fail, as a
 	// write does whose reply the network lost.
 	loseReplyAt int
-	writes   int
+	writes      int
 	// listed are the namespaces of every List, "" for all.
 	listed []string
 }
