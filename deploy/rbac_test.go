@@ -55,10 +55,11 @@ var needs = map[string][]grant{
 	"snapshot": {{"", "pods", []string{"get", "list", "watch"}, everyNamespace}, tokenReviews, accessReviews},
 	// kubepods.go: create, get, list, delete and patch executor pods; get the driver pod.
 	"podmanager": {{"", "pods", []string{"get", "list", "create", "patch", "delete"}, everyNamespace}, tokenReviews, accessReviews},
-	// manager.go gets the driver pod; store.go keeps one ConfigMap per application in the
-	// application's namespace; leader.go holds a Lease in its own namespace.
+	// manager.go gets the driver pod and lists the executor pods of the applications it
+	// restores; store.go keeps one ConfigMap per application in the application's
+	// namespace; leader.go holds a Lease in its own namespace.
 	"allocator": {
-		{"", "pods", []string{"get"}, everyNamespace},
+		{"", "pods", []string{"get", "list"}, everyNamespace},
 		{"", "configmaps", []string{"get", "list", "create", "update", "delete"}, everyNamespace},
 		{"coordination.k8s.io", "leases", []string{"get", "create", "update"}, ownNamespace},
 		tokenReviews, accessReviews,

@@ -81,6 +81,15 @@ type AllocatorConfig struct {
 	// application, restored from persisted state after a restart; the next
 	// id is one more. 0 for a new application.
 	LastExecutorID int64
+	// Existing are the application's executor pods (id → resource profile)
+	// that a consistent read of the API server found when the allocator was
+	// restored. Until a snapshot shows them they count as requested and not
+	// yet seen, as Spark counts its newly created executors, so that a
+	// snapshot service that has not caught up with the cluster (its watch
+	// broken by an API server outage, say) does not make a restored
+	// allocator request them again; a full snapshot taken after the restore
+	// that lacks one says the pod is gone since.
+	Existing map[int64]int32
 }
 
 // Allocator runs Spark's executor pod allocation for one application.
@@ -108,6 +117,9 @@ type Allocator struct {
 	// known is Spark's schedulerKnownNewlyCreatedExecs: requested, not yet
 	// seen in a snapshot, but registered with the scheduler.
 	known *requests
+	// restoredAt is when the allocator was built, with restored requests
+	// in newly; zero when none are left.
+	restoredAt time.Time
 	// lastPods is Spark's lastSnapshot, indexed by executor id.
 	lastPods     map[int64]*sparkpodsv1.Executor
 	lastRevision int64
@@ -154,7 +166,7 @@ func NewAllocator(conf AllocatorConfig) (*Allocator, error) {
 	if conf.Logger == nil {
 		conf.Logger = slog.Default()
 	}
-	return &Allocator{
+	a := &Allocator{
 		cfg:      conf.Config,
 		pods:     conf.Pods,
 		clock:    conf.Clock,
@@ -165,8 +177,16 @@ func NewAllocator(conf AllocatorConfig) (*Allocator, error) {
 		lastPods: map[int64]*sparkpodsv1.Executor{},
 		targets:  map[int32]int32{},
 		deleted:  map[int64]bool{},
-		view:     roundView{lastExecutorID: conf.LastExecutorID},
-	}, nil
+	}
+	if len(conf.Existing) > 0 {
+		a.restoredAt = conf.Clock.Now()
+		for _, id := range slices.Sorted(maps.Keys(conf.Existing)) {
+			a.newly.add(id, request{rpID: conf.Existing[id], created: a.restoredAt, restored: true})
+			a.lastID = max(a.lastID, id)
+		}
+	}
+	a.view = roundView{lastExecutorID: a.lastID}
+	return a, nil
 }
 
 // Config returns the allocator's settings.

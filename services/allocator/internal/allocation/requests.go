@@ -7,6 +7,10 @@ import "time"
 type request struct {
 	rpID    int32
 	created time.Time
+	// restored marks a pod the API server had when the allocator was
+	// restored, rather than one this allocator requested (see
+	// AllocatorConfig.Existing).
+	restored bool
 }
 
 // requests is an insertion-ordered set of executor pod requests, Spark's

@@ -157,6 +157,7 @@ func (a *Allocator) acknowledge(ctx context.Context, now time.Time, batch []*spa
 	// whatever state their pod is in.
 	a.newly.remove(seen)
 	a.known.remove(seen)
+	a.forgetGoneRestoredPods(batch)
 
 	// Step D: requests whose executor registered with the scheduler before
 	// its pod appeared in a snapshot count as effectively running: they
@@ -506,4 +507,25 @@ func setOf(ids []int64) map[int64]bool {
 		s[id] = true
 	}
 	return s
+}
+
+// forgetGoneRestoredPods drops the restored requests (see
+// AllocatorConfig.Existing) once the batch has a full snapshot taken after
+// the restore: a pod it lacks was deleted since, and waiting for it until
+// the creation timeout would hold back its replacement.
+func (a *Allocator) forgetGoneRestoredPods(batch []*sparkpodsv1.ExecutorSnapshot) {
+	if a.restoredAt.IsZero() {
+		return
+	}
+	fresh := slices.ContainsFunc(batch, func(s *sparkpodsv1.ExecutorSnapshot) bool {
+		return s.GetFullSnapshotTime() != nil && s.GetFullSnapshotTime().AsTime().After(a.restoredAt)
+	})
+	if !fresh {
+		return
+	}
+	gone := a.newly.removeIf(func(_ int64, req request) bool { return req.restored })
+	if len(gone) > 0 {
+		a.log.Info("executor pods that existed at the restore are gone from a later full snapshot; no longer waiting for them", "executorIds", gone)
+	}
+	a.restoredAt = time.Time{}
 }

@@ -82,7 +82,10 @@ type killOrder struct {
 
 // appConfig is what newApp needs.
 type appConfig struct {
-	record   *store.Record
+	record *store.Record
+	// existing are the executor pods the API server had at a restore
+	// (allocation.AllocatorConfig.Existing).
+	existing map[int64]int32
 	settings Settings
 	pods     PodClient
 	store    *store.Store
@@ -119,6 +122,7 @@ func newApp(cfg appConfig) (*App, error) {
 		Clock:          cfg.clock,
 		Logger:         a.log,
 		LastExecutorID: cfg.record.LastExecutorID,
+		Existing:       cfg.existing,
 	})
 	if err != nil {
 		return nil, err

@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -37,6 +39,7 @@ import (
 	"github.com/sparkpods/sparkpods/clients/snapshotwatcher"
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
 	"github.com/sparkpods/sparkpods/services/allocator/internal/store"
+	"github.com/sparkpods/sparkpods/services/internal/podspec"
 )
 
 // SnapshotSource is the snapshot stream of every application; the
@@ -192,6 +195,10 @@ func (m *Manager) restore(ctx context.Context, g *errgroup.Group) error {
 	for _, err := range bad {
 		m.log.Error("skipping a persisted application that cannot be read", "err", err)
 	}
+	existing, err := m.existingExecutors(ctx, records)
+	if err != nil {
+		return err
+	}
 	for _, rec := range records {
 		settings, err := ParseSettings(rec.Application.GetSparkConf())
 		if err != nil {
@@ -199,12 +206,13 @@ func (m *Manager) restore(ctx context.Context, g *errgroup.Group) error {
 				"namespace", rec.Application.GetNamespace(), "appId", rec.Application.GetAppId(), "err", err)
 			continue
 		}
-		a, err := m.newApp(rec, settings)
+		key := Key{rec.Application.GetNamespace(), rec.Application.GetAppId()}
+		a, err := m.newApp(rec, settings, existing[key])
 		if err != nil {
 			return err
 		}
 		m.log.Info("restoring application", "namespace", a.key.Namespace, "appId", a.key.AppID,
-			"targets", rec.Targets, "lastExecutorId", rec.LastExecutorID)
+			"targets", rec.Targets, "lastExecutorId", rec.LastExecutorID, "executorPods", len(existing[key]))
 		m.mu.Lock()
 		m.apps[a.key] = a
 		m.mu.Unlock()
@@ -217,9 +225,68 @@ func (m *Manager) restore(ctx context.Context, g *errgroup.Group) error {
 	return nil
 }
 
-func (m *Manager) newApp(rec *store.Record, settings Settings) (*App, error) {
+// existingExecutors lists, with consistent reads from the API server (one
+// paginated list per namespace, retried until it succeeds or ctx ends), the
+// executor pods of the applications in records: id → resource profile, by
+// application. A restored allocator waits for these rather than trusting a
+// first snapshot that may lag behind the cluster.
+func (m *Manager) existingExecutors(ctx context.Context, records []*store.Record) (map[Key]map[int64]int32, error) {
+	apps := map[Key]bool{}
+	namespaces := map[string]bool{}
+	for _, rec := range records {
+		apps[Key{rec.Application.GetNamespace(), rec.Application.GetAppId()}] = true
+		namespaces[rec.Application.GetNamespace()] = true
+	}
+	out := map[Key]map[int64]int32{}
+	for _, ns := range slices.Sorted(maps.Keys(namespaces)) {
+		for delay := 100 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
+			err := m.listExecutors(ctx, ns, apps, out)
+			if err == nil {
+				break
+			}
+			m.log.Warn("listing the executor pods of restored applications failed; retrying", "namespace", ns, "err", err, "in", delay)
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-m.clock.After(delay):
+			}
+		}
+	}
+	return out, nil
+}
+
+// listExecutors adds to out the executor pods in ns of the applications in
+// apps.
+func (m *Manager) listExecutors(ctx context.Context, ns string, apps map[Key]bool, out map[Key]map[int64]int32) error {
+	opts := metav1.ListOptions{LabelSelector: podspec.LabelRole + "=" + podspec.RoleExecutor, Limit: 500}
+	for {
+		list, err := m.kube.CoreV1().Pods(ns).List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for i := range list.Items {
+			pod := &list.Items[i]
+			key := Key{ns, pod.Labels[podspec.LabelAppID]}
+			id, err := strconv.ParseInt(pod.Labels[podspec.LabelExecutorID], 10, 64)
+			if !apps[key] || err != nil || pod.DeletionTimestamp != nil {
+				continue
+			}
+			rp, _ := strconv.ParseInt(pod.Labels[podspec.LabelResourceProfileID], 10, 32)
+			if out[key] == nil {
+				out[key] = map[int64]int32{}
+			}
+			out[key][id] = int32(rp)
+		}
+		if opts.Continue = list.Continue; opts.Continue == "" {
+			return nil
+		}
+	}
+}
+
+func (m *Manager) newApp(rec *store.Record, settings Settings, existing map[int64]int32) (*App, error) {
 	return newApp(appConfig{
 		record:   rec,
+		existing: existing,
 		settings: settings,
 		pods:     m.pods,
 		store:    m.store,
@@ -335,7 +402,7 @@ func (m *Manager) Register(ctx context.Context, r Registration) (*App, error) {
 	if err := m.store.Create(ctx, rec); err != nil {
 		return nil, &DependencyError{Service: "kubernetes", Op: "persist the registration", Err: err}
 	}
-	a, err := m.newApp(rec, settings)
+	a, err := m.newApp(rec, settings, nil)
 	if err != nil {
 		return nil, err
 	}
