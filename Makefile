@@ -90,6 +90,11 @@ build: ## Build the sparkpods binaries (services and CLI) into bin/.
 test: tools cluster-bins build ## Unit and integration tests (-race) on a real local control plane.
 	go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: test-faults
+test-faults: tools cluster-bins build ## The full fault suite: 1,000 executors, several seeds per case (about 15 min); make test runs a quick variant.
+	SPARKPODS_FAULTS=full go test -count=1 -timeout 60m -v -run . ./deploy/local/faults/ | tee $(LOCAL)/faults.log
+	@grep 'FAULT case=' $(LOCAL)/faults.log || true
+
 .PHONY: test-short
 test-short: ## Unit tests only; skips everything that needs the control plane.
 	go test -short -count=1 ./...

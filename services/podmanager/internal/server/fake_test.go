@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -38,6 +39,9 @@ type fakePods struct {
 	// fail, if set, may return an error for a verb and pod name instead of
 	// acting.
 	fail func(verb, name string) error
+	// lostReply, if set, may return an error for a pod after creating it:
+	// the create was applied and its reply lost.
+	lostReply func(name string) error
 }
 
 func newFakePods(pods ...*corev1.Pod) *fakePods {
@@ -95,7 +99,13 @@ func (f *fakePods) Create(ctx context.Context, ns string, pod *corev1.Pod) (*cor
 	if exists {
 		return nil, apierrors.NewAlreadyExists(podsResource, pod.Name)
 	}
-	return f.add(pod), nil
+	created := f.add(pod)
+	if f.lostReply != nil {
+		if err := f.lostReply(pod.Name); err != nil {
+			return nil, err
+		}
+	}
+	return created, nil
 }
 
 func (f *fakePods) Get(_ context.Context, ns, name string) (*corev1.Pod, error) {
@@ -181,7 +191,7 @@ func newTestClient(t *testing.T, pods *fakePods) (sparkpodsv1.PodServiceClient, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Pods: pods, Queue: queue})
+	srv, err := New(Config{Pods: pods, Queue: queue, UnknownOutcomeRetry: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

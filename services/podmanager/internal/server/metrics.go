@@ -14,6 +14,9 @@ type metrics struct {
 	pods     *prometheus.CounterVec
 	replays  prometheus.Counter
 	refusals *prometheus.CounterVec
+	// createRetries counts creates tried again because the outcome of the
+	// last try was unknown.
+	createRetries prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -30,9 +33,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "sparkpods", Subsystem: "podmanager", Name: "refusals_total",
 			Help: "Pods the service refused to touch because they are not executor pods of the named application, by operation.",
 		}, []string{"operation"}),
+		createRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "sparkpods", Subsystem: "podmanager", Name: "create_retries_total",
+			Help: "Pod creates tried again under the same name because the last try's outcome was unknown (connection lost or timed out).",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pods, m.replays, m.refusals} {
+		for _, c := range []prometheus.Collector{m.pods, m.replays, m.refusals, m.createRetries} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

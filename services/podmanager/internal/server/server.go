@@ -32,6 +32,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,7 +91,15 @@ type Config struct {
 	RequestCacheTTL time.Duration
 	// Clock is the cache's clock; nil means the real clock.
 	Clock clock.PassiveClock
+	// UnknownOutcomeRetry is how long a create whose outcome is unknown (the
+	// connection failed or timed out: the API server may have applied it) is
+	// retried under the same name; 0 means DefaultUnknownOutcomeRetry, and
+	// the call's deadline bounds it too.
+	UnknownOutcomeRetry time.Duration
 }
+
+// DefaultUnknownOutcomeRetry rides out a kube-apiserver restart.
+const DefaultUnknownOutcomeRetry = 20 * time.Second
 
 // Server implements sparkpodsv1.PodServiceServer.
 type Server struct {
@@ -101,6 +110,7 @@ type Server struct {
 	logger   *slog.Logger
 	metrics  *metrics
 	requests *requestCache
+	retry    time.Duration
 }
 
 // New validates cfg and returns a Server.
@@ -133,6 +143,7 @@ func New(cfg Config) (*Server, error) {
 		logger:   cfg.Logger,
 		metrics:  m,
 		requests: newRequestCache(cfg.RequestCacheSize, cfg.RequestCacheTTL, cfg.Clock),
+		retry:    cmp.Or(cfg.UnknownOutcomeRetry, DefaultUnknownOutcomeRetry),
 	}, nil
 }
 
@@ -239,7 +250,7 @@ func (s *Server) driver(ctx context.Context, ns, appID, name string) (*podspec.D
 // the same executor of the same application.
 func (s *Server) createOne(ctx context.Context, appID string, execID int64, pod *corev1.Pod) *sparkpodsv1.ExecutorPodResult {
 	what := "create " + describe(pod.Namespace, pod.Name)
-	_, err := s.pods.Create(ctx, pod.Namespace, pod)
+	err := s.createRetrying(ctx, pod)
 	switch {
 	case err == nil:
 		return result(execID, pod.Name, sparkpodsv1.PodOutcome_POD_OUTCOME_CREATED)
@@ -260,6 +271,37 @@ func (s *Server) createOne(ctx context.Context, appID string, execID int64, pod 
 			pod.Namespace, pod.Name, reason, execID, appID)})
 	}
 	return result(execID, pod.Name, sparkpodsv1.PodOutcome_POD_OUTCOME_ALREADY_EXISTS)
+}
+
+// createRetrying creates pod, retrying for up to s.retry (and within ctx) while the
+// outcome is unknown: a create whose connection failed or timed out may have
+// been applied, and reporting it failed would make the allocator request a
+// replacement under a new id beside a pod that exists. The pod's name is
+// its identity, so a retry of a create that landed answers AlreadyExists,
+// which createOne recognises as the same executor.
+func (s *Server) createRetrying(ctx context.Context, pod *corev1.Pod) error {
+	giveUp := time.Now().Add(s.retry)
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		_, err := s.pods.Create(ctx, pod.Namespace, pod)
+		if err == nil || !outcomeUnknown(err) || time.Now().Add(delay).After(giveUp) {
+			return err
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+		s.metrics.createRetries.Inc()
+	}
+}
+
+// outcomeUnknown reports whether a write that failed with err may have been
+// applied all the same.
+func outcomeUnknown(err error) bool {
+	return isTransport(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err)
 }
 
 // notExecutorOf says why pod is not the given executor of the application,

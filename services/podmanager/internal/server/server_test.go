@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,6 +174,42 @@ func TestRequestIDAnswersRetriesFromMemory(t *testing.T) {
 	_, err = client.CreateExecutorPods(ctx, other)
 	if status.Code(err) != codes.AlreadyExists {
 		t.Fatalf("reusing a request id for another batch: %v, want AlreadyExists", err)
+	}
+}
+
+// TestACreateWhoseReplyWasLostIsOneExecutor: the API server applied a
+// create but the connection broke before its reply; the retry under the
+// same name finds the pod and reports it as the executor, not a failure
+// (which would make the allocator request a replacement beside it). A
+// create refused outright is not retried.
+func TestACreateWhoseReplyWasLostIsOneExecutor(t *testing.T) {
+	pods := newFakePods()
+	var lost atomic.Bool
+	pods.lostReply = func(name string) error {
+		if name == "pi-exec-1" && lost.CompareAndSwap(false, true) {
+			return &url.Error{Op: "Post", URL: "https://10.0.0.1:6443/api/v1/namespaces/x/pods", Err: io.ErrUnexpectedEOF}
+		}
+		return nil
+	}
+	pods.fail = func(verb, name string) error {
+		if verb == "create" && name == "pi-exec-2" {
+			return apierrors.NewForbidden(podsResource, name, errors.New("exceeded quota"))
+		}
+		return nil
+	}
+	client, _ := newTestClient(t, pods)
+	resp, err := client.CreateExecutorPods(context.Background(), createRequest(1, 2, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOutcomes(t, resp.GetResults(), "1:ALREADY_EXISTS", "2:FAILED/ResourceExhausted", "3:CREATED")
+	if n := pods.count(); n != 2 {
+		t.Errorf("%d pods exist, want 2", n)
+	}
+	if got := pods.creates.Load(); got != 3 {
+		// pi-exec-1 twice (created, then AlreadyExists on the retry) and
+		// pi-exec-3; pi-exec-2 is refused before it.
+		t.Errorf("%d creates reached the API server, want 3", got)
 	}
 }
 
