@@ -40,6 +40,15 @@ const (
 // client that was away, or a restarted lifecycle service, loses nothing: the
 // client resumes after the last sequence it processed. Delivery is
 // at-least-once; de-duplicate by sequence.
+//
+// Access: callers present a client certificate of the services' CA or a
+// Kubernetes ServiceAccount token (`authorization: Bearer`), over TLS. Each
+// call is authorized with a SubjectAccessReview: may the caller `watch`
+// (WatchExecutorEvents), `get` (ListExecutorEvents) or `update`
+// (AcknowledgeExecutorEvents) the resource `applications` of the API group
+// `sparkpods.io` (named by the application id) in the request's namespace? The
+// sparkpods services in the server's `--trusted-callers` skip the check. A
+// refusal is UNAUTHENTICATED or PERMISSION_DENIED with the reason.
 type LifecycleServiceClient interface {
 	// WatchExecutorEvents streams an application's executor events after a
 	// sequence number: first the recorded events, then new ones as they
@@ -121,6 +130,15 @@ func (c *lifecycleServiceClient) AcknowledgeExecutorEvents(ctx context.Context, 
 // client that was away, or a restarted lifecycle service, loses nothing: the
 // client resumes after the last sequence it processed. Delivery is
 // at-least-once; de-duplicate by sequence.
+//
+// Access: callers present a client certificate of the services' CA or a
+// Kubernetes ServiceAccount token (`authorization: Bearer`), over TLS. Each
+// call is authorized with a SubjectAccessReview: may the caller `watch`
+// (WatchExecutorEvents), `get` (ListExecutorEvents) or `update`
+// (AcknowledgeExecutorEvents) the resource `applications` of the API group
+// `sparkpods.io` (named by the application id) in the request's namespace? The
+// sparkpods services in the server's `--trusted-callers` skip the check. A
+// refusal is UNAUTHENTICATED or PERMISSION_DENIED with the reason.
 type LifecycleServiceServer interface {
 	// WatchExecutorEvents streams an application's executor events after a
 	// sequence number: first the recorded events, then new ones as they

@@ -39,6 +39,11 @@ const (
 // Every call is idempotent: pod names are deterministic, so a retried create
 // finds the pod and reports it as already existing; a delete of a missing pod
 // reports not found, which is success.
+//
+// Access: only the sparkpods services in the pod manager's `--trusted-callers`
+// (by default the allocator and the lifecycle service, by their client
+// certificates) may call it; every other caller is refused with
+// PERMISSION_DENIED, whatever RBAC grants it.
 type PodServiceClient interface {
 	// CreateExecutorPods creates a batch of executor pods and reports each
 	// pod's outcome. The call fails as a whole only for invalid input (bad
@@ -111,6 +116,11 @@ func (c *podServiceClient) LabelExecutorPods(ctx context.Context, in *LabelExecu
 // Every call is idempotent: pod names are deterministic, so a retried create
 // finds the pod and reports it as already existing; a delete of a missing pod
 // reports not found, which is success.
+//
+// Access: only the sparkpods services in the pod manager's `--trusted-callers`
+// (by default the allocator and the lifecycle service, by their client
+// certificates) may call it; every other caller is refused with
+// PERMISSION_DENIED, whatever RBAC grants it.
 type PodServiceServer interface {
 	// CreateExecutorPods creates a batch of executor pods and reports each
 	// pod's outcome. The call fails as a whole only for invalid input (bad

@@ -45,6 +45,16 @@ const (
 // `doRequestTotalExecutors`, KillExecutors is `doKillExecutors`,
 // DecommissionExecutors is `decommissionExecutors`, ReportRegisteredExecutors
 // keeps `getExecutorIds()` current and UnregisterApplication is `stop()`.
+//
+// Access: callers present a client certificate of the services' CA or a
+// Kubernetes ServiceAccount token (`authorization: Bearer`), over TLS. Each
+// call is authorized with a SubjectAccessReview: may the caller `create`
+// (RegisterApplication), `delete` (UnregisterApplication), `get`
+// (GetApplication, ListExecutors, IsExecutorDeleted) or `update` (the rest)
+// the resource `applications` of the API group `sparkpods.io` (named by the
+// application id) in the request's namespace? The sparkpods services in the
+// server's `--trusted-callers` skip the check. A refusal is UNAUTHENTICATED or
+// PERMISSION_DENIED with the reason.
 type SchedulerServiceClient interface {
 	// RegisterApplication starts executor management for an application. It is
 	// idempotent: registering again with the same configuration succeeds and
@@ -200,6 +210,16 @@ func (c *schedulerServiceClient) IsExecutorDeleted(ctx context.Context, in *IsEx
 // `doRequestTotalExecutors`, KillExecutors is `doKillExecutors`,
 // DecommissionExecutors is `decommissionExecutors`, ReportRegisteredExecutors
 // keeps `getExecutorIds()` current and UnregisterApplication is `stop()`.
+//
+// Access: callers present a client certificate of the services' CA or a
+// Kubernetes ServiceAccount token (`authorization: Bearer`), over TLS. Each
+// call is authorized with a SubjectAccessReview: may the caller `create`
+// (RegisterApplication), `delete` (UnregisterApplication), `get`
+// (GetApplication, ListExecutors, IsExecutorDeleted) or `update` (the rest)
+// the resource `applications` of the API group `sparkpods.io` (named by the
+// application id) in the request's namespace? The sparkpods services in the
+// server's `--trusted-callers` skip the check. A refusal is UNAUTHENTICATED or
+// PERMISSION_DENIED with the reason.
 type SchedulerServiceServer interface {
 	// RegisterApplication starts executor management for an application. It is
 	// idempotent: registering again with the same configuration succeeds and

@@ -38,6 +38,15 @@ const (
 // watcher of all applications can resume from a single number. Revisions are
 // meaningful only within one `epoch`: a restarted snapshot service starts a
 // new epoch, and a watcher that resumes with an old epoch gets a reset.
+//
+// Access: callers present a client certificate of the services' CA or a
+// Kubernetes ServiceAccount token (`authorization: Bearer`), over TLS. Each
+// call is authorized with a SubjectAccessReview: may the caller `get`
+// (GetSnapshot), `list` (ListApplications) or `watch` (WatchSnapshots) the
+// resource `applications` of the API group `sparkpods.io` (named by the
+// application id) in the request's namespace? The sparkpods services in the
+// server's `--trusted-callers` skip the check. A refusal is UNAUTHENTICATED or
+// PERMISSION_DENIED with the reason.
 type SnapshotServiceClient interface {
 	// GetSnapshot returns one application's current snapshot. An application
 	// with no executor pods (not yet started, or unknown) gets an empty
@@ -115,6 +124,15 @@ type SnapshotService_WatchSnapshotsClient = grpc.ServerStreamingClient[WatchSnap
 // watcher of all applications can resume from a single number. Revisions are
 // meaningful only within one `epoch`: a restarted snapshot service starts a
 // new epoch, and a watcher that resumes with an old epoch gets a reset.
+//
+// Access: callers present a client certificate of the services' CA or a
+// Kubernetes ServiceAccount token (`authorization: Bearer`), over TLS. Each
+// call is authorized with a SubjectAccessReview: may the caller `get`
+// (GetSnapshot), `list` (ListApplications) or `watch` (WatchSnapshots) the
+// resource `applications` of the API group `sparkpods.io` (named by the
+// application id) in the request's namespace? The sparkpods services in the
+// server's `--trusted-callers` skip the check. A refusal is UNAUTHENTICATED or
+// PERMISSION_DENIED with the reason.
 type SnapshotServiceServer interface {
 	// GetSnapshot returns one application's current snapshot. An application
 	// with no executor pods (not yet started, or unknown) gets an empty
