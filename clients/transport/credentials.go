@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"net"
+	"time"
 
 	"google.golang.org/grpc/credentials"
 )
@@ -13,7 +14,7 @@ import (
 // its handshake. serverName overrides the name the server certificate must
 // carry; empty means the host part of the dialled address.
 func (f Files) ClientCredentials(serverName string) (credentials.TransportCredentials, error) {
-	r, err := newReloader(f, false)
+	r, err := newReloader(f, false, time.Now)
 	if err != nil {
 		return nil, err
 	}

@@ -10,22 +10,20 @@ import (
 // ServerConfigWithClock is ServerConfig with the reloader reading the time
 // from now, so tests move past the recheck interval without sleeping.
 func ServerConfigWithClock(f Files, now func() time.Time) (*tls.Config, error) {
-	r, err := newReloader(f, true)
+	r, err := newReloader(f, true, now)
 	if err != nil {
 		return nil, err
 	}
-	r.now = now
 	return r.serverConfig(), nil
 }
 
 // ClientCredentialsWithClock is ClientCredentials with the reloader reading
 // the time from now.
 func ClientCredentialsWithClock(f Files, serverName string, now func() time.Time) (credentials.TransportCredentials, error) {
-	r, err := newReloader(f, false)
+	r, err := newReloader(f, false, now)
 	if err != nil {
 		return nil, err
 	}
-	r.now = now
 	return &reloadingCredentials{files: r, serverName: serverName}, nil
 }
 

@@ -63,7 +63,9 @@ func stampOf(path string) (fileStamp, error) {
 	return sha256.Sum256(data), nil
 }
 
-func newReloader(files Files, needCert bool) (*reloader, error) {
+// newReloader loads files; now is the clock of the recheck interval (tests
+// pass a fake one, which must also stamp this first load).
+func newReloader(files Files, needCert bool, now func() time.Time) (*reloader, error) {
 	if files.CAFile == "" {
 		return nil, errors.New("transport: a CA file is required")
 	}
@@ -73,7 +75,7 @@ func newReloader(files Files, needCert bool) (*reloader, error) {
 	if (files.CertFile == "") != (files.KeyFile == "") {
 		return nil, errors.New("transport: the certificate file and the key file go together")
 	}
-	r := &reloader{files: files, now: time.Now}
+	r := &reloader{files: files, now: now}
 	if err := r.load(); err != nil {
 		return nil, err
 	}
@@ -150,7 +152,7 @@ func (r *reloader) current() (*tls.Certificate, *x509.CertPool) {
 // can authenticate with a bearer token instead; the services' access check
 // refuses callers that have neither.
 func (f Files) ServerConfig() (*tls.Config, error) {
-	r, err := newReloader(f, true)
+	r, err := newReloader(f, true, time.Now)
 	if err != nil {
 		return nil, err
 	}
