@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/sparkpods/sparkpods/clients/transport"
 	"github.com/sparkpods/sparkpods/services/internal/access"
@@ -102,11 +103,20 @@ type Security struct {
 	Dial []grpc.DialOption
 }
 
+// The client-side rate limit of the access reviews. They have a client of
+// their own so that a burst of new callers (a hundred drivers starting) is
+// not queued behind, and does not hold back, the service's own API calls.
+const (
+	reviewQPS   = 100
+	reviewBurst = 200
+)
+
 // Build makes the server's TLS configuration, its access guard (which
-// checks tokens and RBAC through kube) and the dial options for the
-// services it calls. It fails, naming the flags, when TLS is neither
-// configured nor explicitly turned off.
-func (f SecurityConfig) Build(service string, kube kubernetes.Interface, registry prometheus.Registerer, logger *slog.Logger) (Security, error) {
+// checks tokens and RBAC with the API server rc reaches, through a client
+// and rate limit of its own) and the dial options for the services it
+// calls. It fails, naming the flags, when TLS is neither configured nor
+// explicitly turned off.
+func (f SecurityConfig) Build(service string, rc *rest.Config, registry prometheus.Registerer, logger *slog.Logger) (Security, error) {
 	if f.Insecure {
 		if f.TLS != (transport.Files{}) {
 			return Security{}, errors.New("--insecure and --tls-* flags contradict each other: choose one")
@@ -118,6 +128,12 @@ func (f SecurityConfig) Build(service string, kube kubernetes.Interface, registr
 	if f.TLS.CertFile == "" || f.TLS.KeyFile == "" || f.TLS.CAFile == "" {
 		return Security{}, errors.New("--tls-cert-file, --tls-key-file and --tls-ca-file are required " +
 			"(the services speak mutual TLS to each other); pass --insecure for a plaintext development setup")
+	}
+	reviews := rest.CopyConfig(rc)
+	reviews.QPS, reviews.Burst, reviews.RateLimiter = reviewQPS, reviewBurst, nil
+	kube, err := kubernetes.NewForConfig(reviews)
+	if err != nil {
+		return Security{}, fmt.Errorf("access reviews: kubernetes client: %w", err)
 	}
 	tlsConfig, err := f.TLS.ServerConfig()
 	if err != nil {

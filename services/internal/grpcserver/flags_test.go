@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 
 	"github.com/sparkpods/sparkpods/clients/transport"
 	"github.com/sparkpods/sparkpods/deploy/local/servicepki"
@@ -38,7 +38,7 @@ func TestSecurityConfigBuild(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sec, err := tt.cfg.Build("podmanager", fake.NewClientset(), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+			sec, err := tt.cfg.Build("podmanager", &rest.Config{Host: "https://127.0.0.1:1"}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Build error %v, want one containing %q", err, tt.wantErr)

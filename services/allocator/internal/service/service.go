@@ -96,7 +96,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("allocator: %w", err)
 	}
-	security, err := cfg.Security.Build("allocator", kube, registry, cfg.Logger)
+	security, err := cfg.Security.Build("allocator", rc, registry, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("allocator: %w", err)
 	}

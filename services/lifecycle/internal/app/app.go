@@ -85,7 +85,7 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	security, err := cfg.Security.Build("lifecycle", kube, cfg.Registry, cfg.Logger)
+	security, err := cfg.Security.Build("lifecycle", cfg.RESTConfig, cfg.Registry, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

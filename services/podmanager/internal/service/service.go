@@ -99,7 +99,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("podmanager: kubernetes client: %w", err)
 	}
-	security, err := cfg.Security.Build("podmanager", kube, registry, cfg.Logger)
+	security, err := cfg.Security.Build("podmanager", rc, registry, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("podmanager: %w", err)
 	}

@@ -90,7 +90,7 @@ func New(cfg Config) (*App, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 
-	security, err := cfg.Security.Build("snapshot", client, cfg.Registry, cfg.Logger)
+	security, err := cfg.Security.Build("snapshot", cfg.RESTConfig, cfg.Registry, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
