@@ -40,12 +40,12 @@ func (e *env) scrapePodRequests(ctx context.Context) (podRequests, error) {
 	pods := `resource="pods"`
 	noSub := `subresource=""`
 	return podRequests{
-		lists:        m.sum("apiserver_request_total", `verb="LIST"`, pods, noSub),
-		watchesEnded: m.sum("apiserver_request_total", `verb="WATCH"`, pods, noSub),
-		openWatches:  m.sum("apiserver_longrunning_requests", `verb="WATCH"`, pods, noSub),
-		listBytes:    m.sum("apiserver_response_sizes_sum", `verb="LIST"`, pods, noSub),
+		lists:        m.Sum("apiserver_request_total", `verb="LIST"`, pods, noSub),
+		watchesEnded: m.Sum("apiserver_request_total", `verb="WATCH"`, pods, noSub),
+		openWatches:  m.Sum("apiserver_longrunning_requests", `verb="WATCH"`, pods, noSub),
+		listBytes:    m.Sum("apiserver_response_sizes_sum", `verb="LIST"`, pods, noSub),
 		// Labelled by resource since Kubernetes 1.30, by kind before.
-		watchBytes: m.sum("apiserver_watch_events_sizes_sum", pods) + m.sum("apiserver_watch_events_sizes_sum", `kind="Pod"`),
+		watchBytes: m.Sum("apiserver_watch_events_sizes_sum", pods) + m.Sum("apiserver_watch_events_sizes_sum", `kind="Pod"`),
 	}, nil
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -10,84 +9,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sparkpods/sparkpods/deploy/local/promtext"
 )
-
-// sample is one Prometheus sample of the text exposition format.
-type sample struct {
-	name   string
-	labels string // the raw label set, {…}, for substring matching
-	value  float64
-}
-
-// metrics is a scrape of one /metrics endpoint.
-type metrics []sample
-
-// parseMetrics reads the Prometheus text format; comments and lines that do
-// not parse are skipped.
-func parseMetrics(r io.Reader) (metrics, error) {
-	var m metrics
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 {
-			continue
-		}
-		value, err := strconv.ParseFloat(line[sp+1:], 64)
-		if err != nil {
-			continue
-		}
-		head := line[:sp]
-		s := sample{name: head, value: value}
-		if i := strings.IndexByte(head, '{'); i >= 0 {
-			s.name, s.labels = head[:i], head[i:]
-		}
-		m = append(m, s)
-	}
-	return m, sc.Err()
-}
-
-// sum adds the samples of name whose label set contains every one of
-// labels (each written as in the exposition, key="value").
-func (m metrics) sum(name string, labels ...string) float64 {
-	var total float64
-next:
-	for _, s := range m {
-		if s.name != name {
-			continue
-		}
-		for _, l := range labels {
-			if !strings.Contains(s.labels, l) {
-				continue next
-			}
-		}
-		total += s.value
-	}
-	return total
-}
 
 // scrapeAPIServer reads the API server's /metrics with the control plane's
 // admin credentials.
-func (e *env) scrapeAPIServer(ctx context.Context) (metrics, error) {
+func (e *env) scrapeAPIServer(ctx context.Context) (promtext.Metrics, error) {
 	body, err := e.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("scrape the API server: %w", err)
 	}
-	return parseMetrics(strings.NewReader(string(body)))
-}
-
-// scrapeService reads a service's /metrics.
-func scrapeService(ctx context.Context, addr string) (metrics, error) {
-	body, err := httpGet(ctx, "http://"+addr+"/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = body.Close() }()
-	return parseMetrics(body)
+	return promtext.Parse(strings.NewReader(string(body)))
 }
 
 func httpGet(ctx context.Context, url string) (io.ReadCloser, error) {
@@ -142,7 +75,9 @@ func serviceMemory(ctx context.Context, metricsAddr string, pid int) (memory, er
 	}
 	_, _ = io.Copy(io.Discard, body)
 	_ = body.Close()
-	m, err := scrapeService(ctx, metricsAddr)
+	scrapeCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	m, err := promtext.Scrape(scrapeCtx, metricsAddr)
 	if err != nil {
 		return memory{}, err
 	}
@@ -150,7 +85,7 @@ func serviceMemory(ctx context.Context, metricsAddr string, pid int) (memory, er
 	if err != nil {
 		return memory{}, err
 	}
-	return memory{HeapLive: m.sum("go_memstats_heap_alloc_bytes"), HeapInuse: m.sum("go_memstats_heap_inuse_bytes"), RSS: rss}, nil
+	return memory{HeapLive: m.Sum("go_memstats_heap_alloc_bytes"), HeapInuse: m.Sum("go_memstats_heap_inuse_bytes"), RSS: rss}, nil
 }
 
 // residentBytes is VmRSS of the process.

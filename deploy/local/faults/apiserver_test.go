@@ -98,9 +98,9 @@ func (s *stack) snapshotSource(t *testing.T) sourceCounts {
 	t.Helper()
 	m := scrape(t, s.proc(snapshotSvc).MetricsAddr())
 	return sourceCounts{
-		watches: m.sum("sparkpods_snapshot_watch_starts_total"),
-		relists: m.sum("sparkpods_snapshot_relists_total"),
-		polls:   m.sum("sparkpods_snapshot_polls_total", "result", "ok"),
+		watches: m.Sum("sparkpods_snapshot_watch_starts_total"),
+		relists: m.Sum("sparkpods_snapshot_relists_total"),
+		polls:   m.Sum("sparkpods_snapshot_polls_total", `result="ok"`),
 	}
 }
 

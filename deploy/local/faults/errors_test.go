@@ -57,7 +57,7 @@ func TestPodQuota(t *testing.T) {
 	a.waitCreated(allowed, sz.timeout)
 	pm := s.proc(podmanagerSvc)
 	forbidden := func() float64 {
-		return scrape(t, pm.MetricsAddr()).sum("sparkpods_podmanager_kube_request_duration_seconds_count", "verb", "create", "result", "Forbidden")
+		return scrape(t, pm.MetricsAddr()).Sum("sparkpods_podmanager_kube_request_duration_seconds_count", `verb="create"`, `result="Forbidden"`)
 	}
 	before := forbidden()
 	if err := pause(ctx, window); err != nil {
@@ -104,12 +104,12 @@ func TestRateLimitedPodManager(t *testing.T) {
 	pm := s.proc(podmanagerSvc)
 	a.figures = func() []string {
 		m := scrape(t, pm.MetricsAddr())
-		creates := m.sum("sparkpods_podmanager_kube_request_duration_seconds_count", "verb", "create")
+		creates := m.Sum("sparkpods_podmanager_kube_request_duration_seconds_count", `verb="create"`)
 		if int(creates) != s.pods.created(a.id) {
 			t.Errorf("the pod manager made %.0f create calls for %d executor pods", creates, s.pods.created(a.id))
 		}
 		return []string{fmt.Sprintf("qps=%d create_calls=%.0f replays=%.0f rate_limit_wait=%.1fs", qps, creates,
-			m.sum("sparkpods_podmanager_request_id_replays_total"), m.sum("sparkpods_podmanager_rate_limit_wait_seconds_sum"))}
+			m.Sum("sparkpods_podmanager_request_id_replays_total"), m.Sum("sparkpods_podmanager_rate_limit_wait_seconds_sum"))}
 	}
 	a.finish("rate-limit", 1, began, sz.timeout+time.Duration(target/qps)*2*time.Second)
 }

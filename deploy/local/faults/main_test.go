@@ -13,19 +13,15 @@
 package faults
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane"
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane/controlplanetest"
+	"github.com/sparkpods/sparkpods/deploy/local/promtext"
 )
 
 func TestMain(m *testing.M) { controlplanetest.Main(m, controlplane.Options{}) }
@@ -70,10 +66,8 @@ func dedicatedControlPlane(t *testing.T) *controlplane.ControlPlane {
 	return cp
 }
 
-// metrics reads a service's /metrics.
-type metrics map[string]float64 // series (name{labels} as printed) → value
-
-func scrape(t *testing.T, addr string) metrics {
+// scrape reads a service's /metrics.
+func scrape(t *testing.T, addr string) promtext.Metrics {
 	t.Helper()
 	m, err := scrapeQuiet(addr)
 	if err != nil {
@@ -83,69 +77,8 @@ func scrape(t *testing.T, addr string) metrics {
 }
 
 // scrapeQuiet is scrape for goroutines other than the test's.
-func scrapeQuiet(addr string) (metrics, error) {
+func scrapeQuiet(addr string) (promtext.Metrics, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", addr, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scrape %s: %s", addr, resp.Status)
-	}
-	m, err := parseMetrics(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", addr, err)
-	}
-	return m, nil
-}
-
-// parseMetrics reads the Prometheus text format: one "series value" per line.
-func parseMetrics(r io.Reader) (metrics, error) {
-	m := metrics{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			return nil, fmt.Errorf("metrics line %q", line)
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metrics line %q: %w", line, err)
-		}
-		m[line[:i]] = v
-	}
-	return m, sc.Err()
-}
-
-// sum adds the series of metric name whose labels include every pair in labels
-// ("verb", "create", ...).
-func (m metrics) sum(name string, labels ...string) float64 {
-	total := 0.0
-	for series, v := range m {
-		base, rest, _ := strings.Cut(series, "{")
-		if base != name {
-			continue
-		}
-		match := true
-		for i := 0; i+1 < len(labels); i += 2 {
-			if !strings.Contains(rest, labels[i]+"="+strconv.Quote(labels[i+1])) {
-				match = false
-			}
-		}
-		if match {
-			total += v
-		}
-	}
-	return total
+	return promtext.Scrape(ctx, addr)
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/sparkpods/sparkpods/deploy/local/controlplane/controlplanetest"
+	"github.com/sparkpods/sparkpods/deploy/local/promtext"
 	sparkpodsv1 "github.com/sparkpods/sparkpods/proto/gen/go/sparkpods/v1"
 )
 
@@ -32,7 +33,7 @@ func TestStuckClient(t *testing.T) {
 	sz := suiteSize()
 	s := startStack(t, controlplanetest.ControlPlane(t), nil)
 	a := s.newApp(t, "stuck", nil)
-	snapshotMetrics := func() metrics { return scrape(t, s.proc(snapshotSvc).MetricsAddr()) }
+	snapshotMetrics := func() promtext.Metrics { return scrape(t, s.proc(snapshotSvc).MetricsAddr()) }
 	base := snapshotMetrics()
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -65,8 +66,8 @@ func TestStuckClient(t *testing.T) {
 			if err != nil {
 				continue
 			}
-			peakHeap = max(peakHeap, m.sum("go_memstats_heap_inuse_bytes"))
-			peakRSS = max(peakRSS, m.sum("process_resident_memory_bytes"))
+			peakHeap = max(peakHeap, m.Sum("go_memstats_heap_inuse_bytes"))
+			peakRSS = max(peakRSS, m.Sum("process_resident_memory_bytes"))
 		}
 	}()
 
@@ -97,7 +98,7 @@ func TestStuckClient(t *testing.T) {
 			t.Errorf("a new client's snapshot holds %d running executors, want %d", running, a.target)
 		}
 		m := snapshotMetrics()
-		baseHeap := base.sum("go_memstats_heap_inuse_bytes")
+		baseHeap := base.Sum("go_memstats_heap_inuse_bytes")
 		// Generous, but far below what 100 unread streams of a growing snapshot would
 		// hold if the service buffered for them.
 		if limit := baseHeap + 256<<20; peakHeap > limit {
@@ -106,20 +107,20 @@ func TestStuckClient(t *testing.T) {
 		return []string{
 			fmt.Sprintf("stuck_snapshot_streams=%d refused=%d stuck_event_streams=%d refused=%d", snapOpen, snapRefused, eventsOpen, eventsRefused),
 			fmt.Sprintf("snapshot_resets=%.0f lagged_resets=%.0f probe_latency=%.3fs",
-				m.sum("sparkpods_snapshot_resets_total")-base.sum("sparkpods_snapshot_resets_total"),
-				m.sum("sparkpods_snapshot_resets_total", "reason", "subscriber_lagged")-base.sum("sparkpods_snapshot_resets_total", "reason", "subscriber_lagged"),
+				m.Sum("sparkpods_snapshot_resets_total")-base.Sum("sparkpods_snapshot_resets_total"),
+				m.Sum("sparkpods_snapshot_resets_total", `reason="subscriber_lagged"`)-base.Sum("sparkpods_snapshot_resets_total", `reason="subscriber_lagged"`),
 				probeLatency.Seconds()),
 			fmt.Sprintf("heap_base=%.0fMiB heap_peak=%.0fMiB rss_base=%.0fMiB rss_peak=%.0fMiB", baseHeap/(1<<20), peakHeap/(1<<20),
-				base.sum("process_resident_memory_bytes")/(1<<20), peakRSS/(1<<20)),
+				base.Sum("process_resident_memory_bytes")/(1<<20), peakRSS/(1<<20)),
 		}
 	}
 	a.finish("stuck-client", 1, began, sz.timeout)
 
 	// Once the stuck client goes away, so do its streams.
-	baseSubscribers := base.sum("sparkpods_snapshot_subscribers")
+	baseSubscribers := base.Sum("sparkpods_snapshot_subscribers")
 	cancel()
 	eventually(t, 30*time.Second, func() string {
-		if n := snapshotMetrics().sum("sparkpods_snapshot_subscribers"); n > baseSubscribers {
+		if n := snapshotMetrics().Sum("sparkpods_snapshot_subscribers"); n > baseSubscribers {
 			return fmt.Sprintf("%.0f snapshot subscribers, %.0f before the stuck client", n, baseSubscribers)
 		}
 		return ""
